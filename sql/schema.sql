@@ -1,0 +1,98 @@
+-- paypath schema, version 1. Applied by `paypath migrate`, which runs this whole file in one transaction
+-- under an advisory lock; every statement is idempotent (IF NOT EXISTS), so running it twice is a no-op.
+-- Money is bigint minor units everywhere; currencies are ISO 4217 alphabetic codes.
+
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    integer PRIMARY KEY,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per (tenant, Idempotency-Key): the source of truth for deduplication.
+-- status 'in_flight': a request holds the lease (lease_owner until lease_expires_at); nothing is stored yet.
+-- status 'completed': the charge committed in the same transaction that wrote response_*; replays serve it.
+-- Only the lease owner may complete or release a row (every UPDATE/DELETE checks lease_owner).
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  tenant           text        NOT NULL CHECK (tenant ~ '^[A-Za-z0-9_-]{1,64}$'),
+  idem_key         text        NOT NULL CHECK (idem_key ~ '^[!-~]{1,255}$'),
+  fingerprint      text        NOT NULL CHECK (length(fingerprint) = 64),
+  status           text        NOT NULL CHECK (status IN ('in_flight', 'completed')),
+  lease_owner      text,
+  lease_expires_at timestamptz,
+  response_status  integer,
+  response_body    text,
+  charge_id        text,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  completed_at     timestamptz,
+  -- When the key may be forgotten (completed_at + retention); purged by the api's retention loop.
+  expires_at       timestamptz,
+  PRIMARY KEY (tenant, idem_key),
+  CHECK (status <> 'in_flight' OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL)),
+  CHECK (status <> 'completed' OR (response_status IS NOT NULL AND response_body IS NOT NULL
+                                   AND expires_at IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_expires_idx ON idempotency_keys (expires_at)
+  WHERE status = 'completed';
+
+-- A charge. At most one per live idempotency key: idempotency_keys.charge_id points here. No unique
+-- constraint on (tenant, idem_key): after the key's retention ends, the same key string may be used again.
+CREATE TABLE IF NOT EXISTS charges (
+  id          text        PRIMARY KEY,
+  tenant      text        NOT NULL,
+  idem_key    text        NOT NULL,
+  account_id  text        NOT NULL CHECK (account_id ~ '^[A-Za-z0-9_-]{1,64}$'),
+  amount      bigint      NOT NULL CHECK (amount BETWEEN 1 AND 100000000000),
+  currency    text        NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+  description text        CHECK (description IS NULL OR char_length(description) <= 500),
+  status      text        NOT NULL CHECK (status = 'succeeded'),
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS charges_tenant_idx ON charges (tenant, created_at);
+
+-- Transactional outbox: written in the charge's transaction; the relay publishes rows in id order and
+-- sets published_at only after the broker confirmed. message_id is the stable id consumers dedup on.
+CREATE TABLE IF NOT EXISTS outbox (
+  id           bigserial   PRIMARY KEY,
+  message_id   uuid        NOT NULL UNIQUE,
+  tenant       text        NOT NULL,
+  aggregate_id text        NOT NULL,
+  event_type   text        NOT NULL,
+  payload      jsonb       NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  published_at timestamptz
+);
+-- The relay's claim query and the backlog gauge read only unpublished rows.
+CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (id) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_published_idx ON outbox (published_at) WHERE published_at IS NOT NULL;
+
+-- Consumer inbox: one row per applied message id, inserted in the same transaction as the effect.
+-- The primary key is what makes a redelivered or republished message a no-op.
+CREATE TABLE IF NOT EXISTS inbox (
+  message_id  uuid        PRIMARY KEY,
+  charge_id   text        NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Double-entry postings: each charge debits the customer's account and credits the tenant's merchant
+-- account by the same amount. UNIQUE (charge_id, direction) makes a second posting impossible.
+CREATE TABLE IF NOT EXISTS ledger_entries (
+  id         bigserial   PRIMARY KEY,
+  charge_id  text        NOT NULL,
+  tenant     text        NOT NULL,
+  account_id text        NOT NULL,
+  direction  text        NOT NULL CHECK (direction IN ('debit', 'credit')),
+  amount     bigint      NOT NULL CHECK (amount > 0),
+  currency   text        NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (charge_id, direction)
+);
+
+-- Per-account balances, kept in the posting transaction: credits minus debits, in minor units.
+CREATE TABLE IF NOT EXISTS account_balances (
+  tenant     text   NOT NULL,
+  account_id text   NOT NULL,
+  currency   text   NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+  balance    bigint NOT NULL,
+  PRIMARY KEY (tenant, account_id, currency)
+);
+
+INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT DO NOTHING;

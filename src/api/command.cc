@@ -1,0 +1,9 @@
+#include "api/command.h"
+
+#include <CLI/CLI.hpp>
+
+namespace paypath::api {
+
+void AddCommands(CLI::App& app) {}
+
+}  // namespace paypath::api

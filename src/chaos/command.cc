@@ -1,0 +1,9 @@
+#include "chaos/command.h"
+
+#include <CLI/CLI.hpp>
+
+namespace paypath::chaos {
+
+void AddCommands(CLI::App& app) {}
+
+}  // namespace paypath::chaos

@@ -1,0 +1,9 @@
+#include "client/command.h"
+
+#include <CLI/CLI.hpp>
+
+namespace paypath::client {
+
+void AddCommands(CLI::App& app) {}
+
+}  // namespace paypath::client

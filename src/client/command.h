@@ -1,0 +1,12 @@
+// Registers this component's paypath subcommands.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace paypath::client {
+
+void AddCommands(CLI::App& app);
+
+}  // namespace paypath::client

@@ -1,0 +1,9 @@
+#include "ledger/command.h"
+
+#include <CLI/CLI.hpp>
+
+namespace paypath::ledger {
+
+void AddCommands(CLI::App& app) {}
+
+}  // namespace paypath::ledger

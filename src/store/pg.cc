@@ -1,0 +1,216 @@
+#include "store/pg.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "store/schema.h"
+
+namespace paypath::store {
+
+PgResult& PgResult::operator=(PgResult&& o) noexcept {
+  if (this != &o) {
+    if (r_) PQclear(r_);
+    r_ = o.r_;
+    o.r_ = nullptr;
+  }
+  return *this;
+}
+
+PgResult::~PgResult() {
+  if (r_) PQclear(r_);
+}
+
+int64_t PgResult::affected() const {
+  const char* n = PQcmdTuples(r_);
+  return (n && *n) ? std::strtoll(n, nullptr, 10) : 0;
+}
+
+std::string_view PgResult::Get(int row, int col) const {
+  return std::string_view(PQgetvalue(r_, row, col), PQgetlength(r_, row, col));
+}
+
+int64_t PgResult::GetInt(int row, int col) const { return std::strtoll(PQgetvalue(r_, row, col), nullptr, 10); }
+
+double PgResult::GetDouble(int row, int col) const { return std::strtod(PQgetvalue(r_, row, col), nullptr); }
+
+Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::string_view application_name,
+                                                std::chrono::seconds connect_timeout,
+                                                std::chrono::milliseconds statement_timeout) {
+  std::string timeout = std::to_string(std::max<int64_t>(1, connect_timeout.count()));
+  std::string app(application_name);
+  std::string options = "-c statement_timeout=" + std::to_string(statement_timeout.count());
+  // Keywords after "dbname" override what the expanded URL says.
+  const char* keys[] = {"dbname", "connect_timeout", "application_name", "options", "keepalives_idle", nullptr};
+  const char* values[] = {url.c_str(), timeout.c_str(), app.c_str(), options.c_str(), "5", nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (c == nullptr) return Error::Internal("libpq could not allocate a connection");
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    PQfinish(c);
+    return Error::Unavailable("postgres connect: " + msg);
+  }
+  return std::unique_ptr<PgConn>(new PgConn(c));
+}
+
+PgConn::~PgConn() { PQfinish(conn_); }
+
+Error PgConn::Classify(PGresult* r, bool in_commit) const {
+  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string sqlstate = state ? state : "";
+  if (PQstatus(conn_) != CONNECTION_OK || sqlstate.starts_with("08") || sqlstate == "57P01" ||
+      sqlstate == "57P02" || sqlstate == "57P03") {
+    if (in_commit) return Error::OutcomeUnknown("connection lost during COMMIT: " + msg);
+    return Error::Unavailable("postgres: " + msg);
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01") return Error::Aborted("postgres " + sqlstate + ": " + msg);
+  if (sqlstate == "23505") return Error::Conflict("postgres unique violation: " + msg);
+  if (sqlstate == "57014") return Error::Unavailable("postgres statement timeout: " + msg);
+  return Error::Internal("postgres " + sqlstate + ": " + msg);
+}
+
+Result<PgResult> PgConn::Exec(std::string_view sql, const Params& params) {
+  auto it = prepared_.find(std::string(sql));
+  if (it == prepared_.end()) {
+    std::string name = "s" + std::to_string(prepared_.size());
+    std::string text(sql);
+    PGresult* r = PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK) {
+      Error e = Classify(r, false);
+      if (r) PQclear(r);
+      return e;
+    }
+    PQclear(r);
+    it = prepared_.emplace(std::move(text), std::move(name)).first;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PGresult* r = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
+                               nullptr, 0);
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    Error e = Classify(r, false);
+    if (r) PQclear(r);
+    return e;
+  }
+  return PgResult(r);
+}
+
+Result<PgResult> PgConn::ExecSimple(std::string_view sql) {
+  std::string text(sql);
+  PGresult* r = PQexec(conn_, text.c_str());
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    Error e = Classify(r, false);
+    if (r) PQclear(r);
+    return e;
+  }
+  return PgResult(r);
+}
+
+Status PgConn::Begin() {
+  auto r = ExecSimple("BEGIN");
+  if (!r.ok()) return r.error();
+  return OkStatus();
+}
+
+Status PgConn::Commit() {
+  PGresult* r = PQexec(conn_, "COMMIT");
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK) {
+    Error e = Classify(r, /*in_commit=*/true);
+    if (r) PQclear(r);
+    return e;
+  }
+  // COMMIT of a failed transaction answers "ROLLBACK" rather than an error.
+  bool rolled_back = std::strcmp(PQcmdStatus(r), "ROLLBACK") == 0;
+  PQclear(r);
+  if (rolled_back) return Error::Aborted("transaction was rolled back at COMMIT");
+  return OkStatus();
+}
+
+void PgConn::Rollback() {
+  if (PQstatus(conn_) != CONNECTION_OK) return;
+  PGresult* r = PQexec(conn_, "ROLLBACK");
+  if (r) PQclear(r);
+}
+
+Result<std::unique_ptr<Transaction>> Transaction::Start(PgConn& conn) {
+  Status s = conn.Begin();
+  if (!s.ok()) return s.error();
+  return std::unique_ptr<Transaction>(new Transaction(conn));
+}
+
+Transaction::~Transaction() {
+  if (!done_) conn_.Rollback();
+}
+
+Status Transaction::Commit() {
+  done_ = true;  // a failed COMMIT ends the transaction too
+  return conn_.Commit();
+}
+
+PgPool::PgPool(std::string url, std::string application_name, int size)
+    : url_(std::move(url)), app_(std::move(application_name)), free_slots_(size) {}
+
+PgPool::~PgPool() = default;
+
+PgPool::Lease::~Lease() {
+  if (conn_) pool_->Release(std::move(conn_));
+}
+
+Result<PgPool::Lease> PgPool::Acquire(std::chrono::milliseconds wait) {
+  std::unique_ptr<PgConn> conn;
+  {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, wait, [&] { return free_slots_ > 0; }))
+      return Error::Unavailable("no database connection free within " + std::to_string(wait.count()) + " ms");
+    free_slots_--;
+    if (!idle_.empty()) {
+      conn = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!conn) {
+    auto c = PgConn::Connect(url_, app_);
+    if (!c.ok()) {
+      std::lock_guard lock(mu_);
+      free_slots_++;
+      cv_.notify_one();
+      return c.error();
+    }
+    conn = std::move(c.value());
+  }
+  return Lease(this, std::move(conn));
+}
+
+void PgPool::Release(std::unique_ptr<PgConn> c) {
+  std::lock_guard lock(mu_);
+  if (c->healthy() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE) idle_.push_back(std::move(c));
+  free_slots_++;
+  cv_.notify_one();
+}
+
+std::string QuoteLiteral(PgConn& conn, std::string_view s) {
+  char* q = PQescapeLiteral(conn.raw(), s.data(), s.size());
+  std::string out = q ? q : "NULL";
+  if (q) PQfreemem(q);
+  return out;
+}
+
+Status Migrate(PgConn& conn) {
+  // 7215: an arbitrary constant naming "paypath migrations" in the advisory-lock space.
+  std::string sql = std::string("BEGIN; SELECT pg_advisory_xact_lock(7215); ") + SchemaSql() + "\nCOMMIT;";
+  auto r = conn.ExecSimple(sql);
+  if (!r.ok()) {
+    conn.Rollback();
+    return r.error();
+  }
+  return OkStatus();
+}
+
+}  // namespace paypath::store

@@ -1,0 +1,143 @@
+// PostgreSQL access over libpq: an owned connection, owned results, a transaction guard and a pool.
+//
+// Errors map SQLSTATE classes onto ErrorCode (see common/result.h):
+//   connection lost / refused, 08xxx, 57P01-57P03  -> kUnavailable  (retry the call later)
+//   40001 serialization failure, 40P01 deadlock   -> kAborted      (retry the whole transaction)
+//   23505 unique violation                        -> kConflict
+//   connection lost while COMMIT was in flight    -> kOutcomeUnknown (never retry blindly)
+//   anything else                                 -> kInternal
+// Every statement goes through Exec(), which prepares it once per connection under a generated name, so
+// the SQL text stays next to the code that owns it and still runs as a named prepared statement.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+
+namespace paypath::store {
+
+using Param = std::optional<std::string>;  // nullopt is SQL NULL
+using Params = std::vector<Param>;
+
+// Owns a PGresult. Movable, not copyable. Column access is by index; values are text.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r) : r_(r) {}
+  PgResult(PgResult&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  PgResult& operator=(PgResult&& o) noexcept;
+  PgResult(const PgResult&) = delete;
+  PgResult& operator=(const PgResult&) = delete;
+  ~PgResult();
+
+  int rows() const { return PQntuples(r_); }
+  // Rows changed by INSERT/UPDATE/DELETE.
+  int64_t affected() const;
+  bool IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+  std::string_view Get(int row, int col) const;
+  std::string GetString(int row, int col) const { return std::string(Get(row, col)); }
+  int64_t GetInt(int row, int col) const;
+  double GetDouble(int row, int col) const;
+
+ private:
+  PGresult* r_;
+};
+
+// Owns a PGconn. Not copyable, not thread-safe: one thread uses a connection at a time.
+class PgConn {
+ public:
+  // Connects to `url` (a libpq URI or key=value string). connect_timeout is rounded up to whole seconds
+  // (libpq's granularity). statement_timeout bounds every statement on the server side.
+  static Result<std::unique_ptr<PgConn>> Connect(const std::string& url, std::string_view application_name,
+                                                 std::chrono::seconds connect_timeout = std::chrono::seconds(2),
+                                                 std::chrono::milliseconds statement_timeout =
+                                                     std::chrono::milliseconds(10000));
+  ~PgConn();
+  PgConn(const PgConn&) = delete;
+  PgConn& operator=(const PgConn&) = delete;
+
+  // Runs one statement with text parameters ($1, $2, ...), as a named prepared statement.
+  Result<PgResult> Exec(std::string_view sql, const Params& params = {});
+  // Runs SQL text with no parameters and possibly several statements (migrations, BEGIN/COMMIT).
+  Result<PgResult> ExecSimple(std::string_view sql);
+
+  Status Begin();
+  // kOutcomeUnknown if the connection dropped during COMMIT: the transaction may or may not be durable.
+  Status Commit();
+  void Rollback();  // best effort; a broken connection rolls back on its own
+
+  // False once libpq reports the connection broken; the pool then discards it.
+  bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+  PGconn* raw() { return conn_; }
+
+ private:
+  explicit PgConn(PGconn* c) : conn_(c) {}
+  Error Classify(PGresult* r, bool in_commit) const;
+
+  PGconn* conn_;
+  std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+};
+
+// A transaction guard: Begin() in Start(), ROLLBACK in the destructor unless Commit() succeeded.
+class Transaction {
+ public:
+  static Result<std::unique_ptr<Transaction>> Start(PgConn& conn);
+  ~Transaction();
+  Status Commit();
+  PgConn& conn() { return conn_; }
+
+ private:
+  explicit Transaction(PgConn& c) : conn_(c) {}
+  PgConn& conn_;
+  bool done_ = false;
+};
+
+// A fixed-size pool of connections, opened lazily. Acquire() blocks up to `wait` for a free slot;
+// a connection that turned unhealthy is closed on release and reopened on the next Acquire.
+class PgPool {
+ public:
+  PgPool(std::string url, std::string application_name, int size);
+  ~PgPool();
+
+  class Lease {
+   public:
+    Lease(PgPool* pool, std::unique_ptr<PgConn> c) : pool_(pool), conn_(std::move(c)) {}
+    Lease(Lease&& o) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    PgConn& operator*() { return *conn_; }
+    PgConn* operator->() { return conn_.get(); }
+
+   private:
+    PgPool* pool_;
+    std::unique_ptr<PgConn> conn_;
+  };
+
+  // kUnavailable when no slot frees up within `wait` or the database cannot be reached.
+  Result<Lease> Acquire(std::chrono::milliseconds wait = std::chrono::milliseconds(2000));
+
+ private:
+  void Release(std::unique_ptr<PgConn> c);
+
+  const std::string url_;
+  const std::string app_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<PgConn>> idle_;  // protected by mu_
+  int free_slots_;                             // protected by mu_; includes idle_ and never-opened slots
+};
+
+// The SQL literal for a string (for the rare statement that cannot take parameters).
+std::string QuoteLiteral(PgConn& conn, std::string_view s);
+
+}  // namespace paypath::store

@@ -1,0 +1,148 @@
+#include "testing.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "store/pg.h"
+#include "store/schema.h"
+
+namespace paypath::testing {
+namespace {
+
+std::string Require(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    std::cerr << name << " is not set: run the tests through `make test` (it starts the stack)\n";
+    std::abort();
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string PgUrl() { return Require("PAYPATH_PG_URL"); }
+std::string RedisUrl() { return Require("PAYPATH_REDIS_URL"); }
+std::string AmqpUrl() { return Require("PAYPATH_AMQP_URL"); }
+std::string StackScript() { return Require("PAYPATH_STACK"); }
+std::string PaypathBinary() { return PAYPATH_BIN; }
+
+std::string FreshDatabase(const std::string& name) {
+  std::string admin = PgUrl();
+  auto conn = store::PgConn::Connect(admin, "paypath-test");
+  if (!conn.ok()) {
+    std::cerr << "cannot reach PostgreSQL at PAYPATH_PG_URL: " << conn.error().ToString() << "\n";
+    std::abort();
+  }
+  auto& c = *conn.value();
+  (void)c.ExecSimple("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  auto created = c.ExecSimple("CREATE DATABASE " + name);
+  if (!created.ok()) {
+    std::cerr << "CREATE DATABASE " << name << ": " << created.error().ToString() << "\n";
+    std::abort();
+  }
+  // Replace the database name: the URL's path is the part after the last '/'.
+  std::string url = admin.substr(0, admin.rfind('/') + 1) + name;
+  auto db = store::PgConn::Connect(url, "paypath-test");
+  if (!db.ok() || !store::Migrate(*db.value()).ok()) {
+    std::cerr << "cannot migrate " << name << "\n";
+    std::abort();
+  }
+  return url;
+}
+
+bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline, std::chrono::milliseconds poll) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= end) return cond();
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+int RunShell(const std::string& cmd, std::string* output) {
+  std::string full = cmd + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  std::string out;
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  if (output) *output = out;
+  return st;
+}
+
+Child::Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+             const std::string& log_path) {
+  pid_ = fork();
+  if (pid_ == 0) {
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    FILE* f = std::freopen(log_path.c_str(), "a", stderr);
+    (void)f;
+    if (log_path != "/dev/null") dup2(fileno(stderr), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+}
+
+Child::~Child() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+  }
+}
+
+bool Child::Wait(std::chrono::milliseconds deadline, int* status) {
+  if (reaped_) {
+    if (status) *status = status_;
+    return true;
+  }
+  bool done = WaitUntil(
+      [&] {
+        int st = 0;
+        if (waitpid(pid_, &st, WNOHANG) == pid_) {
+          reaped_ = true;
+          status_ = st;
+          return true;
+        }
+        return false;
+      },
+      deadline, std::chrono::milliseconds(10));
+  if (done && status) *status = status_;
+  return done;
+}
+
+void Child::Kill(int sig) {
+  if (!reaped_) ::kill(pid_, sig);
+}
+
+bool Child::running() {
+  if (reaped_) return false;
+  int st = 0;
+  if (waitpid(pid_, &st, WNOHANG) == pid_) {
+    reaped_ = true;
+    status_ = st;
+    return false;
+  }
+  return true;
+}
+
+std::string QueryScalar(const std::string& url, const std::string& sql) {
+  auto conn = store::PgConn::Connect(url, "paypath-test");
+  if (!conn.ok()) return "<unreachable>";
+  auto r = conn.value()->ExecSimple(sql);
+  if (!r.ok()) return "<error: " + r.error().ToString() + ">";
+  if (r->rows() == 0) return "";
+  return r->GetString(0, 0);
+}
+
+}  // namespace paypath::testing

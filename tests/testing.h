@@ -1,0 +1,54 @@
+// Helpers shared by the integration suites. The servers are the real ones started by scripts/stack
+// (make test exports their settings); a suite that cannot reach them fails, it does not skip.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace paypath::testing {
+
+// Settings from the environment (scripts/stack env); abort with a clear message when unset.
+std::string PgUrl();      // PAYPATH_PG_URL
+std::string RedisUrl();   // PAYPATH_REDIS_URL
+std::string AmqpUrl();    // PAYPATH_AMQP_URL
+std::string StackScript();  // PAYPATH_STACK: path of scripts/stack, for stopping/starting one server
+std::string PaypathBinary();  // the built paypath executable
+
+// Drops and re-creates database `name` on the stack's server, applies the schema, and returns its URL.
+// Each suite uses its own database so suites can run in parallel.
+std::string FreshDatabase(const std::string& name);
+
+// Polls cond every `poll` until it returns true or `deadline` passes; returns the last result.
+bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline,
+               std::chrono::milliseconds poll = std::chrono::milliseconds(20));
+
+// Runs a shell command; returns its exit status (as from system()) and fills *output with stdout+stderr.
+int RunShell(const std::string& cmd, std::string* output = nullptr);
+
+// A child process started with extra environment variables; killed (SIGKILL) on destruction if running.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+        const std::string& log_path = "/dev/null");
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  int pid() const { return pid_; }
+  // Waits up to `deadline` for the child to exit. Returns true if it exited; *status gets the wait status.
+  bool Wait(std::chrono::milliseconds deadline, int* status = nullptr);
+  void Kill(int sig);
+  bool running();
+
+ private:
+  int pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+// One scalar from a psql-free query run through libpq: first column of first row, "" if no rows.
+std::string QueryScalar(const std::string& url, const std::string& sql);
+
+}  // namespace paypath::testing
