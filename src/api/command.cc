@@ -1,9 +1,181 @@
+// `paypath api` (the HTTP service) and `paypath migrate` (apply the schema).
 #include "api/command.h"
 
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "api/charges.h"
+#include "api/router.h"
+#include "common/cli.h"
+#include "common/config.h"
+#include "common/failpoints.h"
+#include "common/log.h"
+#include "http/server.h"
+#include "store/hot_tier.h"
+#include "store/idempotency_store.h"
+#include "store/pg.h"
+#include "store/schema.h"
 
 namespace paypath::api {
+namespace {
 
-void AddCommands(CLI::App& app) {}
+struct ApiFlags {
+  std::string pg_url;
+  std::string redis_url;
+  std::string listen = "127.0.0.1:8080";
+  std::string api_keys;
+  int threads = 16;
+  int64_t lease_ms = 10000;
+  int64_t retention_s = 24 * 3600;
+  int64_t purge_interval_ms = 60000;
+  bool migrate = true;
+};
+
+// Signals end the serve loop; the waiting thread is woken through this flag and condition variable.
+std::mutex g_stop_mu;
+std::condition_variable g_stop_cv;
+bool g_stop = false;
+
+
+int WaitForSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+void BlockSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int RunMigrate(const std::string& pg_url) {
+  auto conn = store::PgConn::Connect(pg_url, "paypath-migrate");
+  if (!conn.ok()) {
+    log::Error("migrate_failed", {{"error", conn.error().ToString()}});
+    return 1;
+  }
+  Status s = store::Migrate(*conn.value());
+  if (!s.ok()) {
+    log::Error("migrate_failed", {{"error", s.error().ToString()}});
+    return 1;
+  }
+  log::Info("migrated", {{"schema_version", 1}});
+  return 0;
+}
+
+int RunApi(const ApiFlags& f) {
+  log::SetComponent("api");
+  if (Status s = failpoints::ConfigureFromEnv(); !s.ok()) {
+    log::Error("bad_failpoints", {{"error", s.error().message}});
+    return 2;
+  }
+  auto keys = ParseApiKeys(f.api_keys);
+  if (!keys.ok()) {
+    log::Error("bad_api_keys", {{"error", keys.error().message}});
+    return 2;
+  }
+  auto hp = ParseHostPort(f.listen);
+  if (!hp.ok()) {
+    log::Error("bad_listen", {{"error", hp.error().message}});
+    return 2;
+  }
+  if (f.pg_url.empty()) {
+    log::Error("missing_setting", {{"setting", "PAYPATH_PG_URL / --pg-url"}});
+    return 2;
+  }
+  if (f.migrate && RunMigrate(f.pg_url) != 0) return 1;
+
+  BlockSignals();  // before any thread starts, so only WaitForSignal receives SIGINT/SIGTERM
+  Clock& clock = SystemClock::Instance();
+  Random& random = SystemRandom::Instance();
+  // One connection per handler thread plus one for the purge loop and readiness checks.
+  store::PgPool pool(f.pg_url, "paypath-api", f.threads + 2);
+  store::IdempotencyStore store(pool);
+  store::HotTier hot(f.redis_url, clock);
+  ChargeOptions opts;
+  opts.lease = std::chrono::milliseconds(f.lease_ms);
+  opts.retention = std::chrono::milliseconds(f.retention_s * 1000);
+  ChargeApi charges(keys.value(), store, hot, clock, random, opts);
+  Router router(charges, store, clock);
+
+  http::ServerOptions so;
+  so.host = hp->host;
+  so.port = hp->port;
+  so.threads = f.threads;
+  auto server = http::Server::Start(so, [&router](const http::HttpRequest& r) { return router.Handle(r); });
+  if (!server.ok()) {
+    log::Error("listen_failed", {{"error", server.error().message}});
+    return 1;
+  }
+  log::Info("api_listening", {{"host", hp->host}, {"port", static_cast<int>(server.value()->port())},
+                              {"threads", f.threads}, {"redis", !f.redis_url.empty()}});
+
+  // Retention: a bounded loop deletes expired keys in batches of 1000 so no single DELETE holds locks long.
+  std::atomic<bool> stopping{false};
+  std::thread purger([&] {
+    while (!stopping.load()) {
+      for (int i = 0; i < 100 && !stopping.load(); ++i) {
+        auto n = store.PurgeExpired(1000, opts.retention);
+        if (!n.ok() || n.value() < 1000) break;
+      }
+      std::unique_lock lock(g_stop_mu);
+      g_stop_cv.wait_for(lock, std::chrono::milliseconds(f.purge_interval_ms), [] { return g_stop; });
+    }
+  });
+
+  int sig = WaitForSignal();
+  log::Info("api_stopping", {{"signal", sig}});
+  stopping.store(true);
+  {
+    std::lock_guard lock(g_stop_mu);
+    g_stop = true;
+  }
+  g_stop_cv.notify_all();
+  purger.join();
+  server.value().reset();
+  return 0;
+}
+
+}  // namespace
+
+void AddCommands(CLI::App& app) {
+  auto flags = std::make_shared<ApiFlags>();
+  CLI::App* api = app.add_subcommand("api", "Serve the charges HTTP API");
+  api->add_option("--pg-url", flags->pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL");
+  api->add_option("--redis-url", flags->redis_url, "Redis URL for the hot tier (empty: no hot tier)")
+      ->envname("PAYPATH_REDIS_URL");
+  api->add_option("--listen", flags->listen, "host:port to listen on")->envname("PAYPATH_LISTEN")->capture_default_str();
+  api->add_option("--api-keys", flags->api_keys, "API keys as key:tenant,key:tenant")->envname("PAYPATH_API_KEYS");
+  api->add_option("--threads", flags->threads, "I/O and handler threads")->capture_default_str()->check(CLI::Range(1, 256));
+  api->add_option("--lease-ms", flags->lease_ms, "In-flight lease on an idempotency key, ms")->capture_default_str()
+      ->check(CLI::Range(int64_t{50}, int64_t{600000}));
+  api->add_option("--retention-s", flags->retention_s, "How long completed keys are kept and replayed, s")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{30 * 86400}));
+  api->add_option("--purge-interval-ms", flags->purge_interval_ms, "How often the retention loop runs, ms")
+      ->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  api->add_flag("!--no-migrate", flags->migrate, "Do not apply the schema at start");
+  api->callback([flags] { cli::SetExitCode(RunApi(*flags)); });
+
+  auto pg_url = std::make_shared<std::string>();
+  CLI::App* mig = app.add_subcommand("migrate", "Apply the database schema (idempotent)");
+  mig->add_option("--pg-url", *pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL")->required();
+  mig->callback([pg_url] {
+    log::SetComponent("migrate");
+    cli::SetExitCode(RunMigrate(*pg_url));
+  });
+}
 
 }  // namespace paypath::api

@@ -1,0 +1,315 @@
+#include "api/charges.h"
+
+#include <string_view>
+
+#include "api/idempotency.h"
+#include "api/problem.h"
+#include "api/validation.h"
+#include "common/config.h"
+#include "common/failpoints.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "outbox/outbox.h"
+
+namespace paypath::api {
+namespace {
+
+metrics::Counter& Outcome(const char* outcome) {
+  return metrics::Registry::Default().GetCounter(
+      "paypath_idempotency_requests_total",
+      "POST /v1/charges requests by idempotency outcome (created, replayed, conflict, mismatch, rejected, "
+      "unavailable)",
+      {{"outcome", outcome}});
+}
+
+struct Metrics {
+  metrics::Counter& created = Outcome("created");
+  metrics::Counter& replayed = Outcome("replayed");
+  metrics::Counter& conflict = Outcome("conflict");
+  metrics::Counter& mismatch = Outcome("mismatch");
+  metrics::Counter& rejected = Outcome("rejected");
+  metrics::Counter& unavailable = Outcome("unavailable");
+  metrics::Counter& charges = metrics::Registry::Default().GetCounter(
+      "paypath_charges_created_total", "Charges committed to PostgreSQL (each exactly once per key)");
+  metrics::Counter& cache_hit = Cache("hit");
+  metrics::Counter& cache_miss = Cache("miss");
+  metrics::Counter& cache_error = Cache("error");
+  metrics::Counter& takeovers = metrics::Registry::Default().GetCounter(
+      "paypath_idempotency_lease_takeovers_total", "Expired in-flight leases taken over by a retry");
+  metrics::Counter& stale = metrics::Registry::Default().GetCounter(
+      "paypath_idempotency_stale_owner_total", "Completions refused because the lease had passed to another owner");
+
+  static metrics::Counter& Cache(const char* result) {
+    return metrics::Registry::Default().GetCounter(
+        "paypath_idempotency_cache_total", "Redis hot-tier lookups by result (hit, miss, error)",
+        {{"result", result}});
+  }
+};
+
+Metrics& M() {
+  static Metrics m;
+  return m;
+}
+
+HttpResponse Rejected(int status, const char* slug, const char* title, std::string detail) {
+  M().rejected.Inc();
+  return RenderProblem({status, slug, title, std::move(detail)});
+}
+
+HttpResponse Unavailable(std::string detail, int retry_after_s) {
+  M().unavailable.Inc();
+  HttpResponse r = RenderProblem({503, "service-unavailable", "Service unavailable", std::move(detail)});
+  r.SetHeader("Retry-After", std::to_string(retry_after_s));
+  return r;
+}
+
+HttpResponse InFlight(std::string detail) {
+  M().conflict.Inc();
+  HttpResponse r = RenderProblem({409, "idempotency-key-in-use", "Idempotency key in use", std::move(detail)});
+  // One second: a charge takes milliseconds, so the first request has almost always finished by then.
+  r.SetHeader("Retry-After", "1");
+  return r;
+}
+
+HttpResponse Mismatch() {
+  M().mismatch.Inc();
+  return RenderProblem({422, "idempotency-key-reused", "Idempotency key reused",
+                        "this Idempotency-Key was already used with a different request (method, path or body)"});
+}
+
+bool IsJsonContentType(std::string_view ct) {
+  size_t semi = ct.find(';');
+  std::string_view media = ct.substr(0, semi);
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  while (!media.empty() && media.front() == ' ') media.remove_prefix(1);
+  return HeaderNameEquals(media, "application/json");
+}
+
+void SetKeyHeaders(HttpResponse& r, const std::string& charge_id, int64_t expires_unix_ms) {
+  r.SetHeader("Content-Type", "application/json");
+  r.SetHeader("Location", "/v1/charges/" + charge_id);
+  r.SetHeader("Idempotency-Key-Expires",
+              FormatHttpDate(std::chrono::system_clock::time_point(std::chrono::milliseconds(expires_unix_ms))));
+}
+
+std::string ChargePayload(const store::ChargeRow& ch) {
+  // created_at in UTC with microseconds: the consumer measures commit-to-apply delay from it.
+  auto us = ch.created_unix_us;
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char ts[48];
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(us % 1000000));
+  std::string p = "{\"charge_id\":";
+  log::AppendJsonString(p, ch.id);
+  p += ",\"tenant\":";
+  log::AppendJsonString(p, ch.tenant);
+  p += ",\"account_id\":";
+  log::AppendJsonString(p, ch.account_id);
+  p += ",\"amount\":" + std::to_string(ch.amount) + ",\"currency\":";
+  log::AppendJsonString(p, ch.currency);
+  p += ",\"created_at\":";
+  log::AppendJsonString(p, ts);
+  p += "}";
+  return p;
+}
+
+}  // namespace
+
+std::string RenderCharge(const store::ChargeRow& ch) {
+  std::string b = "{\"id\":";
+  log::AppendJsonString(b, ch.id);
+  b += ",\"account_id\":";
+  log::AppendJsonString(b, ch.account_id);
+  b += ",\"amount\":" + std::to_string(ch.amount) + ",\"currency\":";
+  log::AppendJsonString(b, ch.currency);
+  b += ",\"description\":";
+  if (ch.description) log::AppendJsonString(b, *ch.description);
+  else b += "null";
+  b += ",\"status\":\"succeeded\",\"created\":" + std::to_string(ch.created_unix_us / 1000000) + "}";
+  return b;
+}
+
+ChargeApi::ChargeApi(std::map<std::string, std::string> api_keys, store::IdempotencyStore& store,
+                     store::HotTier& hot, Clock& clock, Random& random, ChargeOptions options)
+    : api_keys_(std::move(api_keys)), store_(store), hot_(hot), clock_(clock), random_(random), options_(options) {
+  M();  // register every series at start so /metrics shows zeros before the first request
+}
+
+const std::string* ChargeApi::Authenticate(const HttpRequest& req) const {
+  const std::string* auth = req.Header("Authorization");
+  if (auth == nullptr) return nullptr;
+  std::string_view v = *auth;
+  if (v.size() < 7 || !HeaderNameEquals(v.substr(0, 7), "Bearer ")) return nullptr;
+  v.remove_prefix(7);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  auto it = api_keys_.find(std::string(v));
+  return it == api_keys_.end() ? nullptr : &it->second;
+}
+
+HttpResponse ChargeApi::Replay(const store::KeyRecord& rec) {
+  M().replayed.Inc();
+  HttpResponse r;
+  r.status = rec.response_status;
+  r.body = rec.response_body;
+  SetKeyHeaders(r, rec.charge_id, rec.expires_at_unix_ms);
+  r.SetHeader("Idempotent-Replayed", "true");
+  return r;
+}
+
+HttpResponse ChargeApi::Create(const HttpRequest& req) {
+  const std::string* tenant = Authenticate(req);
+  if (tenant == nullptr)
+    return Rejected(401, "unauthorized", "Unauthorized", "send a valid API key as 'Authorization: Bearer <key>'");
+
+  int key_headers = req.HeaderCount("Idempotency-Key");
+  if (key_headers == 0)
+    return Rejected(400, "idempotency-key-missing", "Idempotency-Key missing",
+                    "POST /v1/charges requires an Idempotency-Key header");
+  if (key_headers > 1)
+    return Rejected(400, "invalid-idempotency-key", "Invalid Idempotency-Key", "send exactly one Idempotency-Key header");
+  auto key = ParseIdempotencyKey(*req.Header("Idempotency-Key"));
+  if (!key.ok()) return Rejected(400, "invalid-idempotency-key", "Invalid Idempotency-Key", key.error().message);
+
+  const std::string* ct = req.Header("Content-Type");
+  if (ct == nullptr || !IsJsonContentType(*ct))
+    return Rejected(415, "unsupported-media-type", "Unsupported media type", "send Content-Type: application/json");
+  if (req.body.size() > kMaxBodyBytes)
+    return Rejected(413, "body-too-large", "Body too large", "the body must be at most 16384 bytes");
+
+  auto parsed = ParseChargeRequest(req.body);
+  if (auto* fe = std::get_if<FieldError>(&parsed)) {
+    std::string slug = fe->field.empty() ? "invalid-json" : "invalid-field";
+    HttpResponse r = RenderProblem({400, slug, fe->field.empty() ? "Invalid JSON body" : "Invalid field", fe->message});
+    M().rejected.Inc();
+    return r;
+  }
+  ChargeRequest& charge = std::get<ChargeRequest>(parsed);
+  const std::string fingerprint = Fingerprint("POST", "/v1/charges", charge.canonical_body);
+
+  // Hot tier: a completed key answers without PostgreSQL. A miss or an error falls through.
+  store::KeyRecord cached;
+  switch (hot_.Get(*tenant, key.value(), &cached)) {
+    case store::HotTier::Lookup::kHit:
+      M().cache_hit.Inc();
+      if (DecideCompleted(cached, fingerprint) == Decision::kReplay) return Replay(cached);
+      return Mismatch();
+    case store::HotTier::Lookup::kMiss:
+      M().cache_miss.Inc();
+      break;
+    case store::HotTier::Lookup::kError:
+      M().cache_error.Inc();
+      break;
+  }
+
+  const std::string owner = random_.Hex128();
+  auto claim = store_.Claim(*tenant, key.value(), fingerprint, owner, options_.lease);
+  if (!claim.ok()) {
+    if (claim.error().code == ErrorCode::kAborted) return InFlight("the key is under heavy contention; retry");
+    log::Warn("claim_failed", {{"tenant", *tenant}, {"error", claim.error().ToString()}});
+    return Unavailable("the database is unavailable; nothing was charged", 1);
+  }
+  switch (Decide(claim.value(), fingerprint)) {
+    case Decision::kReplay:
+      hot_.Put(*tenant, key.value(), claim->existing);
+      return Replay(claim->existing);
+    case Decision::kMismatch:
+      return Mismatch();
+    case Decision::kInFlight:
+      return InFlight("a request with this Idempotency-Key is still in progress");
+    case Decision::kProceed:
+      break;
+  }
+  if (claim->kind == store::ClaimResult::Kind::kTakenOver) {
+    M().takeovers.Inc();
+    log::Warn("lease_taken_over", {{"tenant", *tenant}});
+  }
+
+  // Widens the in-flight window for tests (delay) or fails after the claim (error).
+  if (failpoints::Hit("api.after_claim")) {
+    (void)store_.Release(*tenant, key.value(), owner);
+    return Unavailable("injected failure after claim (failpoint api.after_claim)", 1);
+  }
+
+  store::ChargeRow row;
+  row.id = "ch_" + random_.Hex128();
+  row.tenant = *tenant;
+  row.idem_key = key.value();
+  row.account_id = charge.account_id;
+  row.amount = charge.amount;
+  row.currency = charge.currency;
+  row.description = charge.description;
+  row.created_unix_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_.WallNow().time_since_epoch()).count();
+  const std::string body = RenderCharge(row);
+  const std::string message_id = random_.Uuid4();
+
+  auto done = store_.Complete(owner, row, 201, body, options_.retention, [&](store::PgConn& conn) {
+    if (failpoints::Hit("api.before_commit")) return Status(Error::Unavailable("injected failure before commit"));
+    return outbox::Append(conn, {message_id, row.tenant, row.id, outbox::kChargeSucceeded, ChargePayload(row)});
+  });
+  if (!done.ok()) {
+    const Error& e = done.error();
+    if (e.code == ErrorCode::kFailedPrecondition) {
+      M().stale.Inc();
+      log::Warn("stale_lease_owner", {{"tenant", *tenant}});
+      return InFlight("this request's lease on the key expired and another request took it over");
+    }
+    if (e.code == ErrorCode::kOutcomeUnknown) {
+      // The charge may be durable. Keep the lease so nobody else runs it before it expires; by then a
+      // retry sees either the completed key (replay) or an expired lease it may take over.
+      log::Error("commit_outcome_unknown", {{"tenant", *tenant}, {"charge_id", row.id}});
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(options_.lease).count() + 1;
+      return Unavailable("the database connection failed during commit; retry with the same key", static_cast<int>(secs));
+    }
+    (void)store_.Release(*tenant, key.value(), owner);
+    log::Warn("charge_failed", {{"tenant", *tenant}, {"error", e.ToString()}});
+    return Unavailable("the database is unavailable; nothing was charged", 1);
+  }
+  M().charges.Inc();
+  M().created.Inc();
+
+  // The charge is durable; the response is not yet sent. A crash here is what the retry must survive;
+  // `error` answers 503 instead of 201, the same lost-response case without losing the process.
+  if (failpoints::Hit("api.after_commit"))
+    return Unavailable("injected failure after commit (failpoint api.after_commit); retry with the same key", 1);
+
+  store::KeyRecord completed;
+  completed.completed = true;
+  completed.fingerprint = fingerprint;
+  completed.response_status = 201;
+  completed.response_body = body;
+  completed.charge_id = row.id;
+  completed.expires_at_unix_ms = done.value();
+  hot_.Put(*tenant, key.value(), completed);
+
+  log::Info("charge_created", {{"tenant", *tenant}, {"charge_id", row.id}, {"amount", row.amount},
+                               {"currency", row.currency}});
+  HttpResponse r;
+  r.status = 201;
+  r.body = body;
+  SetKeyHeaders(r, row.id, done.value());
+  return r;
+}
+
+HttpResponse ChargeApi::Get(const HttpRequest& req, const std::string& id) {
+  const std::string* tenant = Authenticate(req);
+  if (tenant == nullptr)
+    return RenderProblem({401, "unauthorized", "Unauthorized", "send a valid API key as 'Authorization: Bearer <key>'"});
+  auto ch = store_.GetCharge(*tenant, id);
+  if (!ch.ok()) {
+    if (ch.error().code == ErrorCode::kNotFound)
+      return RenderProblem({404, "not-found", "Not found", "no charge with this id for this API key"});
+    HttpResponse r = RenderProblem({503, "service-unavailable", "Service unavailable", "the database is unavailable"});
+    r.SetHeader("Retry-After", "1");
+    return r;
+  }
+  HttpResponse r;
+  r.status = 200;
+  r.body = RenderCharge(ch.value());
+  r.SetHeader("Content-Type", "application/json");
+  return r;
+}
+
+}  // namespace paypath::api

@@ -1,0 +1,69 @@
+#include "api/router.h"
+
+#include "api/problem.h"
+#include "common/metrics.h"
+
+namespace paypath::api {
+
+HttpResponse Router::Handle(const HttpRequest& req) {
+  auto start = clock_.Now();
+  const char* route = "other";
+  HttpResponse r = Dispatch(req, &route);
+  double secs = std::chrono::duration<double>(clock_.Now() - start).count();
+  metrics::Registry::Default()
+      .GetHistogram("paypath_http_request_duration_seconds", "HTTP request handling time by route and status code",
+                    metrics::LatencyBuckets(), {{"route", route}, {"code", std::to_string(r.status)}})
+      .Observe(secs);
+  return r;
+}
+
+HttpResponse Router::Dispatch(const HttpRequest& req, const char** route) {
+  std::string_view path = req.Path();
+  auto method_not_allowed = [](const char* allow) {
+    HttpResponse r = RenderProblem({405, "method-not-allowed", "Method not allowed", std::string("use ") + allow});
+    r.SetHeader("Allow", allow);
+    return r;
+  };
+  if (path == "/v1/charges") {
+    *route = "/v1/charges";
+    if (req.method != "POST") return method_not_allowed("POST");
+    return charges_.Create(req);
+  }
+  constexpr std::string_view kPrefix = "/v1/charges/";
+  if (path.starts_with(kPrefix) && path.size() > kPrefix.size() &&
+      path.find('/', kPrefix.size()) == std::string_view::npos) {
+    *route = "/v1/charges/{id}";
+    if (req.method != "GET") return method_not_allowed("GET");
+    return charges_.Get(req, std::string(path.substr(kPrefix.size())));
+  }
+  if (path == "/metrics") {
+    *route = "/metrics";
+    HttpResponse r;
+    r.body = metrics::Registry::Default().Render();
+    r.SetHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return r;
+  }
+  if (path == "/healthz") {
+    *route = "/healthz";
+    HttpResponse r;
+    r.body = "{\"status\":\"ok\"}";
+    r.SetHeader("Content-Type", "application/json");
+    return r;
+  }
+  if (path == "/readyz") {
+    *route = "/readyz";
+    Status s = store_.Ping();
+    if (!s.ok()) {
+      HttpResponse r = RenderProblem({503, "not-ready", "Not ready", "PostgreSQL is not reachable"});
+      r.SetHeader("Retry-After", "1");
+      return r;
+    }
+    HttpResponse r;
+    r.body = "{\"status\":\"ready\"}";
+    r.SetHeader("Content-Type", "application/json");
+    return r;
+  }
+  return RenderProblem({404, "not-found", "Not found", "no such route"});
+}
+
+}  // namespace paypath::api
