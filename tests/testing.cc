@@ -146,3 +146,91 @@ std::string QueryScalar(const std::string& url, const std::string& sql) {
 }
 
 }  // namespace paypath::testing
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+namespace paypath::testing {
+
+std::string BuildRequest(const std::string& method, const std::string& target,
+                         const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body) {
+  std::string r = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& [k, v] : headers) r += k + ": " + v + "\r\n";
+  if (!body.empty() || method == "POST") r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  r += "\r\n" + body;
+  return r;
+}
+
+RawResponse RawHttp(uint16_t port, const std::string& raw, std::chrono::milliseconds timeout) {
+  RawResponse out;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return out;
+  }
+  size_t sent = 0;
+  while (sent < raw.size()) {
+    ssize_t n = send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close early (e.g. 413); read what it said
+    sent += static_cast<size_t>(n);
+  }
+  std::string data;
+  auto end = std::chrono::steady_clock::now() + timeout;
+  size_t header_end = std::string::npos;
+  size_t content_length = std::string::npos;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      out.timed_out = true;
+      break;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char buf[8192];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    data.append(buf, static_cast<size_t>(n));
+    if (header_end == std::string::npos) {
+      header_end = data.find("\r\n\r\n");
+      if (header_end != std::string::npos) {
+        std::string head = data.substr(0, header_end);
+        size_t pos = head.find("\r\n");
+        std::string status_line = head.substr(0, pos);
+        if (status_line.size() >= 12) out.status = std::atoi(status_line.c_str() + 9);
+        while (pos != std::string::npos && pos < head.size()) {
+          size_t next = head.find("\r\n", pos + 2);
+          std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+          size_t colon = line.find(':');
+          if (colon != std::string::npos) {
+            std::string name = line.substr(0, colon);
+            for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            std::string value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+            out.headers[name] = value;
+            if (name == "content-length") content_length = std::stoul(value);
+          }
+          pos = next;
+        }
+      }
+    }
+    if (header_end != std::string::npos && content_length != std::string::npos &&
+        data.size() >= header_end + 4 + content_length)
+      break;
+  }
+  close(fd);
+  if (header_end == std::string::npos) {
+    out.status = 0;
+    return out;
+  }
+  out.body = data.substr(header_end + 4);
+  if (content_length != std::string::npos && out.body.size() < content_length) out.status = 0;  // truncated
+  return out;
+}
+
+}  // namespace paypath::testing

@@ -52,3 +52,23 @@ class Child {
 std::string QueryScalar(const std::string& url, const std::string& sql);
 
 }  // namespace paypath::testing
+
+namespace paypath::testing {
+
+// A raw HTTP/1.1 exchange over a fresh loopback connection, for tests that need byte-level control.
+struct RawResponse {
+  int status = 0;                             // 0: no (complete) response before close or timeout
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  bool timed_out = false;
+};
+
+// Sends `raw` to 127.0.0.1:port and reads one response (Content-Length framed) or until close/timeout.
+RawResponse RawHttp(uint16_t port, const std::string& raw, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Builds "METHOD target HTTP/1.1" with Host, Content-Length (when body or POST), Connection: close and the
+// given headers.
+std::string BuildRequest(const std::string& method, const std::string& target,
+                         const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body = "");
+
+}  // namespace paypath::testing

@@ -1,0 +1,529 @@
+// Integration suite for POST/GET /v1/charges against real PostgreSQL and Redis (scripts/stack), with the
+// real HTTP server in process on a free port.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <memory>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/charges.h"
+#include "api/router.h"
+#include "api/validation.h"
+#include "common/failpoints.h"
+#include "http/server.h"
+#include "store/hot_tier.h"
+#include "store/idempotency_store.h"
+#include "store/redis.h"
+#include "testing.h"
+
+namespace paypath {
+namespace {
+
+using testing::BuildRequest;
+using testing::QueryScalar;
+using testing::RawHttp;
+using testing::RawResponse;
+
+const char* kKeyA = "sk_test_tenant_a";
+const char* kKeyB = "sk_test_tenant_b";
+const std::string kBody = R"({"account_id":"acct_1","amount":1234,"currency":"USD","description":"coffee"})";
+
+class ApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { db_url_ = new std::string(testing::FreshDatabase("pp_api_test")); }
+
+  void SetUp() override {
+    ASSERT_TRUE(failpoints::Configure("").ok());
+    pool_ = std::make_unique<store::PgPool>(*db_url_, "api-test", 24);
+    store_ = std::make_unique<store::IdempotencyStore>(*pool_);
+    hot_ = std::make_unique<store::HotTier>(testing::RedisUrl(), SystemClock::Instance(),
+                                            std::chrono::milliseconds(100), std::chrono::milliseconds(50));
+    api::ChargeOptions opts;
+    opts.lease = std::chrono::milliseconds(5000);
+    charges_ = std::make_unique<api::ChargeApi>(
+        std::map<std::string, std::string>{{kKeyA, "tenant_a"}, {kKeyB, "tenant_b"}}, *store_, *hot_,
+        SystemClock::Instance(), SystemRandom::Instance(), opts);
+    router_ = std::make_unique<api::Router>(*charges_, *store_, SystemClock::Instance());
+    http::ServerOptions so;
+    so.port = 0;
+    so.threads = 16;
+    so.read_timeout = std::chrono::milliseconds(1500);
+    auto s = http::Server::Start(so, [this](const http::HttpRequest& r) { return router_->Handle(r); });
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
+    server_ = std::move(s.value());
+    port_ = server_->port();
+  }
+
+  void TearDown() override {
+    (void)failpoints::Configure("");
+    server_.reset();
+  }
+
+  // A fresh key per call site, so tests never collide with each other or with earlier runs.
+  std::string NewKey(const std::string& tag) { return tag + "-" + SystemRandom::Instance().Hex128(); }
+
+  RawResponse Post(const std::string& key, const std::string& body, const std::string& api_key = kKeyA,
+                   const std::string& content_type = "application/json") {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (!api_key.empty()) h.emplace_back("Authorization", "Bearer " + api_key);
+    h.emplace_back("Idempotency-Key", key);
+    if (!content_type.empty()) h.emplace_back("Content-Type", content_type);
+    return RawHttp(port_, BuildRequest("POST", "/v1/charges", h, body));
+  }
+
+  RawResponse Get(const std::string& target, const std::string& api_key = kKeyA) {
+    return RawHttp(port_, BuildRequest("GET", target, {{"Authorization", "Bearer " + api_key}}));
+  }
+
+  int64_t Count(const std::string& sql) { return std::stoll(QueryScalar(*db_url_, sql)); }
+  int64_t ChargesFor(const std::string& key) {
+    return Count("SELECT count(*) FROM charges WHERE idem_key = '" + key + "'");
+  }
+  int64_t KeysFor(const std::string& key) {
+    return Count("SELECT count(*) FROM idempotency_keys WHERE idem_key = '" + key + "'");
+  }
+  int64_t OutboxFor(const std::string& key) {
+    return Count("SELECT count(*) FROM outbox o JOIN charges c ON c.id = o.aggregate_id WHERE c.idem_key = '" + key + "'");
+  }
+
+  static std::string* db_url_;
+  std::unique_ptr<store::PgPool> pool_;
+  std::unique_ptr<store::IdempotencyStore> store_;
+  std::unique_ptr<store::HotTier> hot_;
+  std::unique_ptr<api::ChargeApi> charges_;
+  std::unique_ptr<api::Router> router_;
+  std::unique_ptr<http::Server> server_;
+  uint16_t port_ = 0;
+};
+
+std::string* ApiTest::db_url_ = nullptr;
+
+TEST_F(ApiTest, CreatedThenReplayedWithByteIdenticalBody) {
+  std::string key = NewKey("replay");
+  RawResponse first = Post(key, kBody);
+  ASSERT_EQ(first.status, 201) << first.body;
+  EXPECT_EQ(first.headers.count("idempotent-replayed"), 0u);
+  EXPECT_EQ(first.headers["content-type"], "application/json");
+  ASSERT_TRUE(first.headers.count("location"));
+  EXPECT_TRUE(first.headers["location"].starts_with("/v1/charges/ch_"));
+  EXPECT_TRUE(first.headers.count("idempotency-key-expires"));
+  EXPECT_NE(first.body.find("\"status\":\"succeeded\""), std::string::npos);
+  EXPECT_NE(first.body.find("\"amount\":1234"), std::string::npos);
+
+  RawResponse again = Post(key, kBody);
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(again.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(again.headers["location"], first.headers["location"]);
+  EXPECT_EQ(again.headers["idempotency-key-expires"], first.headers["idempotency-key-expires"]);
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+}
+
+TEST_F(ApiTest, ChangedBodyUnderSameKeyIs422) {
+  std::string key = NewKey("mismatch");
+  ASSERT_EQ(Post(key, kBody).status, 201);
+  RawResponse r = Post(key, R"({"account_id":"acct_1","amount":1235,"currency":"USD","description":"coffee"})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.headers["content-type"], "application/problem+json");
+  EXPECT_NE(r.body.find("\"status\":422"), std::string::npos);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, ReorderedKeysAndWhitespaceReplay) {
+  std::string key = NewKey("canonical");
+  RawResponse first = Post(key, kBody);
+  ASSERT_EQ(first.status, 201);
+  RawResponse r = Post(key, "{ \"description\" : \"coffee\",\n \"currency\":\"USD\", \"amount\": 1234, \"account_id\":\"acct_1\" }");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(r.body, first.body);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, QuotedKeyIsTheSameKey) {
+  std::string key = NewKey("sf");
+  ASSERT_EQ(Post(key, kBody).status, 201);
+  RawResponse r = Post("\"" + key + "\"", kBody);
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, AuthKeyAndMediaTypeErrorsWriteNothing) {
+  std::string key = NewKey("rejects");
+  int64_t keys_before = Count("SELECT count(*) FROM idempotency_keys");
+  int64_t charges_before = Count("SELECT count(*) FROM charges");
+
+  EXPECT_EQ(Post(key, kBody, "").status, 401);
+  EXPECT_EQ(Post(key, kBody, "sk_unknown").status, 401);
+  EXPECT_EQ(RawHttp(port_, BuildRequest("POST", "/v1/charges",
+                                        {{"Authorization", "Bearer " + std::string(kKeyA)},
+                                         {"Content-Type", "application/json"}},
+                                        kBody)).status, 400);  // no Idempotency-Key
+  EXPECT_EQ(Post("", kBody).status, 400);
+  EXPECT_EQ(Post(std::string(256, 'k'), kBody).status, 400);
+  EXPECT_EQ(Post(std::string(255, 'k') + "", kBody, kKeyA, "text/plain").status, 415);  // 255 is fine; media type is not
+  EXPECT_EQ(Post("has space", kBody).status, 400);
+  EXPECT_EQ(Post("caf\xc3\xa9", kBody).status, 400);
+  EXPECT_EQ(Post("\"unterminated", kBody).status, 400);
+  EXPECT_EQ(Post(key, kBody, kKeyA, "").status, 415);
+  RawResponse big = Post(key, std::string(16 * 1024 + 1, ' '));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(big.headers["content-type"], "application/problem+json");
+  RawResponse unauthorized = Post(key, kBody, "");
+  EXPECT_EQ(unauthorized.headers["content-type"], "application/problem+json");
+  EXPECT_NE(unauthorized.body.find("\"title\""), std::string::npos);
+  EXPECT_NE(unauthorized.body.find("\"detail\""), std::string::npos);
+
+  EXPECT_EQ(Count("SELECT count(*) FROM idempotency_keys"), keys_before);
+  EXPECT_EQ(Count("SELECT count(*) FROM charges"), charges_before);
+  // None of those answers was stored against the key: a correct request with it is processed normally.
+  RawResponse ok = Post(key, kBody);
+  EXPECT_EQ(ok.status, 201);
+  EXPECT_EQ(ok.headers.count("idempotent-replayed"), 0u);
+}
+
+TEST_F(ApiTest, BadBodiesAre400NamingTheFieldAndNotStored) {
+  struct Case {
+    std::string body;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {R"({"account_id":"acct_1","amount":1234,"currency":"USD")", ""},  // malformed JSON
+      {R"([1,2])", ""},
+      {R"({"account_id":"acct_1","amount":"1234","currency":"USD"})", "amount"},
+      {R"({"account_id":"acct_1","amount":12.5,"currency":"USD"})", "amount"},
+      {R"({"account_id":"acct_1","amount":0,"currency":"USD"})", "amount"},
+      {R"({"account_id":"acct_1","amount":-5,"currency":"USD"})", "amount"},
+      {R"({"account_id":"acct_1","amount":100000000001,"currency":"USD"})", "amount"},
+      {R"({"account_id":"acct_1","amount":99999999999999999999999,"currency":"USD"})", "amount"},
+      {R"({"account_id":"acct_1","amount":1234,"currency":"usd"})", "currency"},
+      {R"({"account_id":"acct_1","amount":1234,"currency":"USDX"})", "currency"},
+      {R"({"account_id":"acct 1","amount":1234,"currency":"USD"})", "account_id"},
+      {R"({"account_id":7,"amount":1234,"currency":"USD"})", "account_id"},
+      {R"({"amount":1234,"currency":"USD"})", "account_id"},
+      {R"({"account_id":"acct_1","amount":1234,"currency":"USD","extra":1})", "extra"},
+      {"{\"account_id\":\"acct_1\",\"amount\":1234,\"currency\":\"USD\",\"description\":\"\xff\xfe\"}", "description"},
+      {R"({"account_id":"acct_1","amount":1234,"currency":"USD","description":)" + std::string("\"") +
+           std::string(501, 'x') + "\"}",
+       "description"},
+  };
+  for (const Case& c : cases) {
+    std::string key = NewKey("bad");
+    RawResponse r = Post(key, c.body);
+    EXPECT_EQ(r.status, 400) << c.body;
+    EXPECT_EQ(r.headers["content-type"], "application/problem+json") << c.body;
+    if (!c.field.empty()) EXPECT_NE(r.body.find(c.field), std::string::npos) << r.body;
+    EXPECT_EQ(KeysFor(key), 0) << c.body;
+    // The validation 400 is not stored: the corrected request with the same key is processed normally.
+    if (&c == &cases.front()) {
+      RawResponse fixed = Post(key, kBody);
+      EXPECT_EQ(fixed.status, 201);
+      EXPECT_EQ(fixed.headers.count("idempotent-replayed"), 0u);
+    }
+  }
+}
+
+TEST_F(ApiTest, KeysAreScopedPerTenant) {
+  std::string key = NewKey("tenant");
+  RawResponse a = Post(key, kBody, kKeyA);
+  RawResponse b = Post(key, kBody, kKeyB);
+  ASSERT_EQ(a.status, 201);
+  ASSERT_EQ(b.status, 201);
+  EXPECT_EQ(b.headers.count("idempotent-replayed"), 0u);
+  EXPECT_NE(a.headers["location"], b.headers["location"]);
+  EXPECT_EQ(ChargesFor(key), 2);
+
+  EXPECT_EQ(Get(a.headers["location"], kKeyA).status, 200);
+  EXPECT_EQ(Get(a.headers["location"], kKeyA).body, a.body);
+  EXPECT_EQ(Get(a.headers["location"], kKeyB).status, 404);
+  EXPECT_EQ(Get(b.headers["location"], kKeyA).status, 404);
+  EXPECT_EQ(Get("/v1/charges/ch_doesnotexist", kKeyA).status, 404);
+  EXPECT_EQ(Get(a.headers["location"], "sk_nobody").status, 401);
+}
+
+TEST_F(ApiTest, TwoSimultaneousRequestsWithOneKeyChargeOnce) {
+  for (int round = 0; round < 100; ++round) {
+    std::string key = NewKey("pair");
+    std::barrier sync(2);
+    RawResponse out[2];
+    auto go = [&](int i) {
+      std::string raw = BuildRequest("POST", "/v1/charges",
+                                     {{"Authorization", std::string("Bearer ") + kKeyA},
+                                      {"Idempotency-Key", key},
+                                      {"Content-Type", "application/json"}},
+                                     kBody);
+      sync.arrive_and_wait();
+      out[i] = RawHttp(port_, raw);
+    };
+    std::thread t0(go, 0), t1(go, 1);
+    t0.join();
+    t1.join();
+    int created = 0, other_ok = 0;
+    for (auto& r : out) {
+      if (r.status == 201 && r.headers.count("idempotent-replayed") == 0) created++;
+      else if (r.status == 409 && r.headers.count("retry-after")) other_ok++;
+      else if (r.status == 201 && r.headers["idempotent-replayed"] == "true") other_ok++;
+    }
+    ASSERT_EQ(created, 1) << "round " << round << ": " << out[0].status << " " << out[1].status;
+    ASSERT_EQ(other_ok, 1) << "round " << round << ": " << out[0].status << " " << out[1].status;
+    ASSERT_EQ(ChargesFor(key), 1) << "round " << round;
+  }
+}
+
+TEST_F(ApiTest, SixtyFourConcurrentRequestsWithOneKeyChargeOnce) {
+  std::string key = NewKey("herd");
+  std::barrier sync(64);
+  std::atomic<int> created{0}, conflict{0}, replayed{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 64; ++i) {
+    threads.emplace_back([&] {
+      std::string raw = BuildRequest("POST", "/v1/charges",
+                                     {{"Authorization", std::string("Bearer ") + kKeyA},
+                                      {"Idempotency-Key", key},
+                                      {"Content-Type", "application/json"}},
+                                     kBody);
+      sync.arrive_and_wait();
+      RawResponse r = RawHttp(port_, raw);
+      if (r.status == 201 && r.headers.count("idempotent-replayed") == 0) created++;
+      else if (r.status == 201) replayed++;
+      else if (r.status == 409) conflict++;
+      else other++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(created + replayed + conflict, 64);
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+}
+
+TEST_F(ApiTest, InFlightKeyGets409WithRetryAfter) {
+  ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(1500)@1").ok());
+  std::string key = NewKey("inflight");
+  RawResponse first;
+  std::thread t([&] { first = Post(key, kBody); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return KeysFor(key) == 1; }, std::chrono::seconds(5)));
+  RawResponse second = Post(key, kBody);
+  t.join();
+  EXPECT_EQ(second.status, 409);
+  EXPECT_EQ(second.headers["retry-after"], "1");
+  EXPECT_EQ(second.headers["content-type"], "application/problem+json");
+  EXPECT_EQ(first.status, 201);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, LostResponseAfterCommitIsReplayedOnRetry) {
+  // api.after_commit=error: the charge commits, the client gets a 503 instead of the 201 (as if the
+  // response were lost). The retry must replay the committed charge, not create another.
+  ASSERT_TRUE(failpoints::Configure("api.after_commit=error@1").ok());
+  std::string key = NewKey("lost");
+  RawResponse lost = Post(key, kBody);
+  EXPECT_EQ(lost.status, 503);
+  RawResponse retry = Post(key, kBody);
+  EXPECT_EQ(retry.status, 201);
+  EXPECT_EQ(retry.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
+  std::string key = NewKey("flush");
+  RawResponse first = Post(key, kBody);
+  ASSERT_EQ(first.status, 201);
+  auto addr = store::ParseRedisUrl(testing::RedisUrl());
+  ASSERT_TRUE(addr.ok());
+  auto redis = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
+  ASSERT_TRUE(redis.ok());
+  // The hot tier holds the response before the flush...
+  auto cached = redis.value()->Get(store::HotTier::RedisKey("tenant_a", key));
+  ASSERT_TRUE(cached.ok());
+  EXPECT_TRUE(cached->has_value());
+  ASSERT_TRUE(redis.value()->Command({"FLUSHALL"}).ok());
+  RawResponse retry = Post(key, kBody);
+  EXPECT_EQ(retry.status, 201);
+  EXPECT_EQ(retry.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(retry.body, first.body);
+  EXPECT_EQ(ChargesFor(key), 1);
+  // ...and the replay from PostgreSQL refilled it.
+  auto refilled = redis.value()->Get(store::HotTier::RedisKey("tenant_a", key));
+  ASSERT_TRUE(refilled.ok());
+  EXPECT_TRUE(refilled->has_value());
+}
+
+TEST_F(ApiTest, RedisStoppedStillDeduplicates) {
+  std::string stack = testing::StackScript();
+  ASSERT_EQ(testing::RunShell(stack + " stop redis"), 0);
+  std::string key = NewKey("noredis");
+  RawResponse first = Post(key, kBody);
+  RawResponse again = Post(key, kBody);
+  RawResponse changed = Post(key, R"({"account_id":"acct_2","amount":1234,"currency":"USD"})");
+  ASSERT_EQ(testing::RunShell(stack + " start redis"), 0);
+  EXPECT_EQ(first.status, 201);
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(changed.status, 422);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, PostgresStoppedGives503AndWritesNothing) {
+  std::string stack = testing::StackScript();
+  std::string key = NewKey("nopg");
+  ASSERT_EQ(testing::RunShell(stack + " stop postgres"), 0);
+  RawResponse r = Post(key, kBody);
+  RawResponse ready = RawHttp(port_, BuildRequest("GET", "/readyz", {}));
+  RawResponse healthy = RawHttp(port_, BuildRequest("GET", "/healthz", {}));
+  ASSERT_EQ(testing::RunShell(stack + " start postgres"), 0);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(r.headers.count("retry-after"));
+  EXPECT_EQ(r.headers["content-type"], "application/problem+json");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(healthy.status, 200);
+  EXPECT_EQ(KeysFor(key), 0);
+  EXPECT_EQ(ChargesFor(key), 0);
+  // Nothing was stored against the key: once PostgreSQL is back the same request creates the charge.
+  RawResponse after;
+  ASSERT_TRUE(testing::WaitUntil([&] { after = Post(key, kBody); return after.status != 503; }, std::chrono::seconds(10),
+                                 std::chrono::milliseconds(100)));
+  EXPECT_EQ(after.status, 201);
+  EXPECT_EQ(after.headers.count("idempotent-replayed"), 0u);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, ExpiredLeaseIsTakenOverAndStaleOwnerCannotComplete) {
+  std::string key = NewKey("takeover");
+  auto req = api::ParseChargeRequest(kBody);
+  ASSERT_TRUE(std::holds_alternative<api::ChargeRequest>(req));
+  std::string fp = api::Fingerprint("POST", "/v1/charges", std::get<api::ChargeRequest>(req).canonical_body);
+  // A request claims the key and "crashes": it never completes nor releases.
+  auto claim = store_->Claim("tenant_a", key, fp, "dead-owner", std::chrono::milliseconds(800));
+  ASSERT_TRUE(claim.ok());
+  ASSERT_EQ(claim->kind, store::ClaimResult::Kind::kClaimed);
+  EXPECT_EQ(Post(key, kBody).status, 409);  // lease still live
+  RawResponse r;
+  ASSERT_TRUE(testing::WaitUntil([&] { r = Post(key, kBody); return r.status != 409; }, std::chrono::seconds(5),
+                                 std::chrono::milliseconds(100)));
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.headers.count("idempotent-replayed"), 0u);
+
+  // The stale owner wakes up and tries to complete: refused, nothing written.
+  store::ChargeRow row;
+  row.id = "ch_stale_" + key.substr(key.size() - 8);
+  row.tenant = "tenant_a";
+  row.idem_key = key;
+  row.account_id = "acct_1";
+  row.amount = 1234;
+  row.currency = "USD";
+  row.created_unix_us = 1;
+  bool outbox_called = false;
+  auto done = store_->Complete("dead-owner", row, 201, "{}", std::chrono::hours(1), [&](store::PgConn&) {
+    outbox_called = true;
+    return OkStatus();
+  });
+  ASSERT_FALSE(done.ok());
+  EXPECT_EQ(done.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_FALSE(outbox_called);
+  EXPECT_EQ(ChargesFor(key), 1);
+  RawResponse replay = Post(key, kBody);
+  EXPECT_EQ(replay.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(replay.body, r.body);
+}
+
+TEST_F(ApiTest, ExpiredKeysArePurgedInBoundedBatches) {
+  std::string key = NewKey("purge");
+  ASSERT_TRUE(store_->Claim("tenant_a", key, std::string(64, 'a'), "o1", std::chrono::milliseconds(5000)).ok());
+  store::ChargeRow row;
+  row.id = "ch_purge_" + key.substr(key.size() - 8);
+  row.tenant = "tenant_a";
+  row.idem_key = key;
+  row.account_id = "acct_1";
+  row.amount = 1;
+  row.currency = "EUR";
+  row.created_unix_us = 1000000;  // 1970: with 1 ms retention the key is long expired
+  auto done = store_->Complete("o1", row, 201, "{}", std::chrono::milliseconds(1),
+                               [](store::PgConn&) { return OkStatus(); });
+  ASSERT_TRUE(done.ok()) << done.error().ToString();
+  EXPECT_EQ(KeysFor(key), 1);
+  auto n = store_->PurgeExpired(1, std::chrono::hours(24));
+  ASSERT_TRUE(n.ok());
+  EXPECT_LE(n.value(), 1);
+  ASSERT_TRUE(testing::WaitUntil([&] { return store_->PurgeExpired(1000, std::chrono::hours(24)).ok() && KeysFor(key) == 0; },
+                                 std::chrono::seconds(5)));
+  EXPECT_EQ(ChargesFor(key), 1);  // the charge itself is kept; only the key is forgotten
+}
+
+TEST_F(ApiTest, HostileClientsAreCutOffAndServerStaysHealthy) {
+  int64_t keys_before = Count("SELECT count(*) FROM idempotency_keys");
+  // Oversized header block.
+  std::string huge = BuildRequest("POST", "/v1/charges", {{"X-Big", std::string(20000, 'a')}}, kBody);
+  RawResponse r1 = RawHttp(port_, huge);
+  EXPECT_TRUE(r1.status == 431 || r1.status == 0) << r1.status;
+  // Thousands of headers.
+  std::vector<std::pair<std::string, std::string>> many;
+  for (int i = 0; i < 5000; ++i) many.emplace_back("X-H" + std::to_string(i), "v");
+  RawResponse r2 = RawHttp(port_, BuildRequest("POST", "/v1/charges", many, kBody));
+  EXPECT_TRUE(r2.status == 431 || r2.status == 0) << r2.status;
+  // Garbage instead of HTTP.
+  RawResponse r3 = RawHttp(port_, "THIS IS NOT HTTP\r\n\r\n");
+  EXPECT_TRUE(r3.status == 400 || r3.status == 0) << r3.status;
+  // A declared body larger than the limit is refused before it is sent.
+  RawResponse r4 = RawHttp(port_, "POST /v1/charges HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  "Content-Length: 10000000\r\n\r\n");
+  EXPECT_EQ(r4.status, 413);
+
+  // A slow client trickling a header byte by byte is disconnected at the read deadline (1.5 s here).
+  {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port_);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::string partial = "POST /v1/charges HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    auto start = std::chrono::steady_clock::now();
+    bool closed = false;
+    for (size_t i = 0; i < 200 && !closed; ++i) {
+      char c = i < partial.size() ? partial[i] : 'a';
+      if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) closed = true;
+      // Pacing the attack itself (one byte per 50 ms), not synchronizing on the server.
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 50) > 0) {
+        char buf[256];
+        if (recv(fd, buf, sizeof buf, 0) <= 0) closed = true;
+      }
+    }
+    auto elapsed = std::chrono::steady_clock::now() - start;
+    close(fd);
+    EXPECT_TRUE(closed);
+    EXPECT_LT(elapsed, std::chrono::seconds(5));
+  }
+  EXPECT_EQ(RawHttp(port_, BuildRequest("GET", "/healthz", {})).status, 200);
+  EXPECT_EQ(Post(NewKey("after-hostile"), kBody).status, 201);
+  EXPECT_EQ(Count("SELECT count(*) FROM idempotency_keys"), keys_before + 1);
+}
+
+TEST_F(ApiTest, OperationalEndpoints) {
+  EXPECT_EQ(RawHttp(port_, BuildRequest("GET", "/healthz", {})).status, 200);
+  EXPECT_EQ(RawHttp(port_, BuildRequest("GET", "/readyz", {})).status, 200);
+  ASSERT_EQ(Post(NewKey("metrics"), kBody).status, 201);
+  RawResponse m = RawHttp(port_, BuildRequest("GET", "/metrics", {}));
+  EXPECT_EQ(m.status, 200);
+  for (const char* name : {"paypath_idempotency_requests_total{outcome=\"created\"}", "paypath_charges_created_total",
+                           "paypath_idempotency_cache_total{result=\"miss\"}",
+                           "paypath_http_request_duration_seconds_bucket"}) {
+    EXPECT_NE(m.body.find(name), std::string::npos) << name;
+  }
+  EXPECT_EQ(RawHttp(port_, BuildRequest("GET", "/v1/charges", {})).status, 405);
+  EXPECT_EQ(RawHttp(port_, BuildRequest("GET", "/nope", {})).status, 404);
+}
+
+}  // namespace
+}  // namespace paypath
