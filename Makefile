@@ -1,0 +1,39 @@
+# paypath: the two set-up commands on a fresh Debian 12 machine are `make prove` and `make test`.
+# Both install what is missing (apt), build, and start the private stack (scripts/stack) first.
+BUILD ?= build
+JOBS  ?= 2
+STACK := scripts/stack
+# Every target that talks to the servers loads their settings from here (written by `stack up`).
+ENVFILE := $(BUILD)/stack.env
+
+.PHONY: all deps build stack test prove demo bench down clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo > $(BUILD).cmake.log 2>&1 || { cat $(BUILD).cmake.log; exit 1; }
+	cmake --build $(BUILD) -j$(JOBS)
+
+stack: deps
+	@mkdir -p $(BUILD)
+	$(STACK) up > $(ENVFILE)
+
+# All tests: unit, integration and fault suites, against the real servers. Suites run one at a time
+# because some of them stop and restart a server to simulate an outage.
+test: build stack
+	set -a && . ./$(ENVFILE) && cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+# The main job. Until the proof run lands (issue 4) this is the end-to-end demo of the charges API.
+prove: build stack
+	set -a && . ./$(ENVFILE) && bash scripts/demo.sh $(BUILD)/paypath
+
+demo: prove
+
+down:
+	$(STACK) down
+
+clean:
+	rm -rf $(BUILD) $(BUILD).cmake.log
