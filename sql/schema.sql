@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS inbox (
   charge_id   text        NOT NULL,
   received_at timestamptz NOT NULL DEFAULT now()
 );
+-- The audit joins inbox rows to their charge's postings.
+CREATE INDEX IF NOT EXISTS inbox_charge_idx ON inbox (charge_id);
 
 -- Double-entry postings: each charge debits the customer's account and credits the tenant's merchant
 -- account by the same amount. UNIQUE (charge_id, direction) makes a second posting impossible.
@@ -83,8 +85,13 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
   amount     bigint      NOT NULL CHECK (amount > 0),
   currency   text        NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
   created_at timestamptz NOT NULL DEFAULT now(),
+  -- The inbox message whose transaction wrote this posting (forensics: which delivery applied the effect).
+  message_id uuid,
   UNIQUE (charge_id, direction)
 );
+ALTER TABLE ledger_entries ADD COLUMN IF NOT EXISTS message_id uuid;
+-- The audit recomputes balances per account from the postings.
+CREATE INDEX IF NOT EXISTS ledger_entries_account_idx ON ledger_entries (tenant, account_id, currency);
 
 -- Per-account balances, kept in the posting transaction: credits minus debits, in minor units.
 CREATE TABLE IF NOT EXISTS account_balances (

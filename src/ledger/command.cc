@@ -1,9 +1,204 @@
 #include "ledger/command.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "common/cli.h"
+#include "common/clock.h"
+#include "common/failpoints.h"
+#include "common/log.h"
+#include "common/random.h"
+#include "http/metrics_server.h"
+#include "ledger/audit.h"
+#include "ledger/consumer.h"
+#include "ledger/dlq.h"
+#include "outbox/command.h"
+#include "outbox/worker.h"
 
 namespace paypath::ledger {
+namespace {
 
-void AddCommands(CLI::App& app) {}
+struct Flags {
+  std::string pg_url;
+  std::string amqp_url;
+  std::string metrics_listen;
+  std::string queue = amqp::kDefaultQueue;
+  int delivery_limit = amqp::kDefaultDeliveryLimit;
+  int prefetch = 50;
+  int batch = 50;
+  // audit
+  bool json = false;
+  double grace_s = 0;
+  double max_outbox_age_s = 300;
+  int64_t max_dlq = -1;
+  // dlq
+  int limit = 100;
+  std::string message_id;
+};
+
+void AddConnectionFlags(CLI::App* cmd, Flags& f, bool pg) {
+  if (pg) cmd->add_option("--pg-url", f.pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL");
+  cmd->add_option("--amqp-url", f.amqp_url, "RabbitMQ URL amqp://user:pass@host:port/vhost")
+      ->envname("PAYPATH_AMQP_URL");
+  cmd->add_option("--queue", f.queue, "Ledger queue name (dead letters in <queue>.dlq)")->capture_default_str();
+  cmd->add_option("--delivery-limit", f.delivery_limit, "Quorum-queue delivery limit before dead-lettering")
+      ->capture_default_str();
+}
+
+bool Setup(const char* component) {
+  log::SetComponent(component);
+  Status fp = failpoints::ConfigureFromEnv();
+  if (!fp.ok()) {
+    log::Error("bad_failpoints", {{"error", fp.error().ToString()}});
+    return false;
+  }
+  return true;
+}
+
+amqp::Topology TopologyOf(const Flags& f) {
+  amqp::Topology t;
+  t.queue = f.queue;
+  t.delivery_limit = f.delivery_limit;
+  return t;
+}
+
+int RunConsumer(const Flags& f) {
+  if (!Setup("consumer")) return 2;
+  if (f.pg_url.empty() || f.amqp_url.empty() || f.prefetch < 1 || f.prefetch > 65535 || f.batch < 1) {
+    log::Error("bad_flags", {{"error", "need --pg-url, --amqp-url, 1 <= --prefetch <= 65535, --batch >= 1"}});
+    return 2;
+  }
+  auto metrics = outbox::StartMetricsServer(f.metrics_listen);
+  if (!metrics.ok()) {
+    log::Error("metrics_listen_failed", {{"error", metrics.error().ToString()}});
+    return 2;
+  }
+  ConsumerOptions o;
+  o.pg_url = f.pg_url;
+  o.amqp.url = f.amqp_url;
+  o.topology = TopologyOf(f);
+  o.prefetch = static_cast<uint16_t>(f.prefetch);
+  o.batch = std::min(f.batch, f.prefetch);  // a batch larger than prefetch could never fill
+  std::atomic<bool>& stop = worker::InstallStopHandlers();
+  Consumer consumer(std::move(o), SystemClock::Instance(), SystemRandom::Instance());
+  return consumer.Run(stop).ok() ? 0 : 1;
+}
+
+int RunAuditCommand(const Flags& f) {
+  if (!Setup("audit")) return 2;
+  AuditOptions o;
+  o.pg_url = f.pg_url;
+  o.amqp_url = f.amqp_url;
+  o.topology = TopologyOf(f);
+  o.grace = std::chrono::seconds(static_cast<int64_t>(f.grace_s));
+  o.max_outbox_age = std::chrono::seconds(static_cast<int64_t>(f.max_outbox_age_s));
+  o.max_dlq = f.max_dlq;
+  auto rep = RunAudit(o);
+  if (!rep.ok()) {
+    log::Error("audit_failed", {{"error", rep.error().ToString()}});
+    return 2;
+  }
+  std::string out = f.json ? RenderJson(*rep) : RenderTable(*rep);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return rep->ok() ? 0 : 1;
+}
+
+Result<std::unique_ptr<amqp::Connection>> OpenForTools(const Flags& f) {
+  amqp::Settings s;
+  s.url = f.amqp_url;
+  auto c = amqp::Connection::Open(s);
+  if (!c.ok()) return c.error();
+  Status d = amqp::DeclareTopology(*c.value(), TopologyOf(f));
+  if (!d.ok()) return d.error();
+  return std::move(c.value());
+}
+
+int RunDlqList(const Flags& f) {
+  if (!Setup("dlq")) return 2;
+  auto conn = OpenForTools(f);
+  if (!conn.ok()) {
+    log::Error("dlq_failed", {{"error", conn.error().ToString()}});
+    return 2;
+  }
+  auto list = ListDeadLetters(*conn.value(), TopologyOf(f), f.limit);
+  if (!list.ok()) {
+    log::Error("dlq_failed", {{"error", list.error().ToString()}});
+    return 2;
+  }
+  std::printf("%-36s  %-24s  %-12s  %-16s  %s\n", "MESSAGE_ID", "CHARGE_ID", "TENANT", "REASON", "BODY");
+  for (const auto& d : *list) {
+    std::string body = d.body.size() > 120 ? d.body.substr(0, 117) + "..." : d.body;
+    for (char& c : body)
+      if (c == '\n' || c == '\r') c = ' ';
+    std::printf("%-36s  %-24s  %-12s  %-16s  %s\n", d.message_id.empty() ? "-" : d.message_id.c_str(),
+                d.charge_id.empty() ? "-" : d.charge_id.c_str(), d.tenant.empty() ? "-" : d.tenant.c_str(),
+                d.reason.empty() ? "-" : d.reason.c_str(), body.c_str());
+  }
+  std::printf("%zu message(s) shown from %s\n", list->size(), TopologyOf(f).dead_letter_queue().c_str());
+  return 0;
+}
+
+int RunDlqReplay(const Flags& f) {
+  if (!Setup("dlq")) return 2;
+  auto conn = OpenForTools(f);
+  if (!conn.ok()) {
+    log::Error("dlq_failed", {{"error", conn.error().ToString()}});
+    return 2;
+  }
+  std::optional<std::string> only;
+  if (!f.message_id.empty()) only = f.message_id;
+  auto n = ReplayDeadLetters(*conn.value(), TopologyOf(f), f.limit, only);
+  if (!n.ok()) {
+    log::Error("dlq_replay_failed", {{"error", n.error().ToString()}});
+    return 1;
+  }
+  std::printf("replayed %d message(s) from %s to %s\n", *n, TopologyOf(f).dead_letter_queue().c_str(),
+              f.queue.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void AddCommands(CLI::App& app) {
+  // One Flags per subcommand: CLI11 applies environment variables to the options of every subcommand, run
+  // or not, so subcommands sharing a variable would overwrite each other's flags with the env value.
+  auto f = std::make_shared<Flags>();
+
+  CLI::App* consumer = app.add_subcommand(
+      "consumer", "Apply charge events to the ledger exactly once (inbox + double-entry posting per transaction)");
+  AddConnectionFlags(consumer, *f, true);
+  consumer->add_option("--metrics-listen", f->metrics_listen,
+                       "host:port for GET /metrics and /healthz (port 0 picks one; empty = no server)")
+      ->envname("PAYPATH_METRICS_LISTEN");
+  consumer->add_option("--prefetch", f->prefetch, "Unacked messages in flight (basic.qos)")->capture_default_str();
+  consumer->add_option("--batch", f->batch, "Messages per database transaction")->capture_default_str();
+  consumer->callback([f] { cli::SetExitCode(RunConsumer(*f)); });
+
+  f = std::make_shared<Flags>();
+  CLI::App* audit = app.add_subcommand(
+      "audit", "Check the ledger invariants; print a table (or --json); exit 1 on any breach, 2 if it cannot run");
+  AddConnectionFlags(audit, *f, true);
+  audit->add_flag("--json", f->json, "Print the report as JSON");
+  audit->add_option("--grace", f->grace_s, "Seconds a new charge may still be unposted")->capture_default_str();
+  audit->add_option("--max-outbox-age", f->max_outbox_age_s, "Seconds an outbox row may stay unpublished")
+      ->capture_default_str();
+  audit->add_option("--max-dlq", f->max_dlq, "Fail if the DLQ holds more messages (-1: report only)")
+      ->capture_default_str();
+  audit->callback([f] { cli::SetExitCode(RunAuditCommand(*f)); });
+
+  CLI::App* dlq = app.add_subcommand("dlq", "Inspect and re-drive the dead-letter queue");
+  dlq->require_subcommand(1);
+  f = std::make_shared<Flags>();
+  CLI::App* list = dlq->add_subcommand("list", "Show dead-lettered messages (they stay in the queue)");
+  AddConnectionFlags(list, *f, false);
+  list->add_option("--limit", f->limit, "Show at most this many")->capture_default_str();
+  list->callback([f] { cli::SetExitCode(RunDlqList(*f)); });
+  f = std::make_shared<Flags>();
+  CLI::App* replay = dlq->add_subcommand("replay", "Republish dead-lettered messages to the ledger queue");
+  AddConnectionFlags(replay, *f, false);
+  replay->add_option("--limit", f->limit, "Replay at most this many")->capture_default_str();
+  replay->add_option("--message-id", f->message_id, "Replay only this message");
+  replay->callback([f] { cli::SetExitCode(RunDlqReplay(*f)); });
+}
 
 }  // namespace paypath::ledger

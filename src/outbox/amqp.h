@@ -1,0 +1,132 @@
+// An owned AMQP 0-9-1 connection (librabbitmq) with one channel, used by the relay (publish with publisher
+// confirms), the consumer (consume, ack, reject) and the dlq tools (basic.get, republish).
+//
+// Contract:
+//   - Not copyable, not thread-safe: one thread uses a Connection at a time.
+//   - Every wait is bounded: connect and RPCs by Settings::timeout, waits for confirms and deliveries by the
+//     caller's timeout, and the AMQP heartbeat (Settings::heartbeat) makes a silent broker show up as an
+//     error within about two heartbeats of any wait.
+//   - After any error other than a timeout with nothing pending, broken() is true and the connection must be
+//     discarded (destroy it and Open() a new one): the channel state (delivery tags, confirm numbering) is
+//     no longer trustworthy. Unacked deliveries go back to the queue when the connection closes.
+//   - Errors: kUnavailable (socket, heartbeat, broker closed the connection: retry later with backoff),
+//     kFailedPrecondition (the broker refused a declaration, e.g. a queue exists with other arguments:
+//     fix the configuration), kNotFound (queue does not exist), kInvalidArgument (bad URL).
+//   - The destructor closes the channel and connection politely unless broken, then frees everything.
+#pragma once
+
+#include <amqp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+
+#include "common/result.h"
+
+namespace paypath::amqp {
+
+struct Settings {
+  std::string url;  // amqp://user:pass@host:port/vhost (vhost URL-encoded, "%2f" for "/")
+  // 5 s: a dead broker is noticed within ~10 s even on a silent socket, and heartbeat traffic is negligible.
+  std::chrono::seconds heartbeat{5};
+  // Bounds connect, login and every RPC (declare, qos, consume, get).
+  std::chrono::milliseconds timeout{5000};
+};
+
+// A message as paypath publishes and reads it. Publishing always sets delivery_mode=2 (persistent).
+struct Message {
+  std::string body;
+  std::string message_id;
+  std::string type;
+  std::string content_type = "application/json";
+  int64_t timestamp = 0;                       // seconds since the epoch; 0 = not set
+  std::map<std::string, std::string> headers;  // published as UTF-8 strings; read: strings and integers
+  int64_t delivery_count = 0;                  // read only: x-delivery-count (quorum queues), 0 on first delivery
+};
+
+struct Delivery {
+  uint64_t tag = 0;
+  bool redelivered = false;
+  Message message;
+};
+
+// Outcome of waiting for publisher confirms: the tags the broker nacked or returned (unroutable).
+// Every other tag published before the wait was confirmed (stored durably by the broker).
+struct Confirms {
+  std::set<uint64_t> failed;
+};
+
+class Connection {
+ public:
+  // Connects, logs in and opens channel 1.
+  static Result<std::unique_ptr<Connection>> Open(const Settings& settings);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  bool broken() const { return broken_; }
+
+  // --- declarations (idempotent while the arguments stay the same) ---
+  using Args = std::map<std::string, std::variant<std::string, int64_t>>;
+  Status DeclareExchange(const std::string& name, const std::string& type);
+  // Returns the number of ready messages in the queue.
+  Result<uint32_t> DeclareQueue(const std::string& name, const Args& args);
+  Status BindQueue(const std::string& queue, const std::string& exchange, const std::string& routing_key);
+  // Passive declare: the ready-message count of an existing queue; kNotFound if it does not exist.
+  Result<uint32_t> QueueDepth(const std::string& name);
+  // Deletes a queue and its messages (tests and operators cleaning up); deleting a missing queue is ok.
+  Status DeleteQueue(const std::string& name);
+
+  // --- publishing ---
+  // Puts the channel in confirm mode; required before Publish. Delivery tags then start at 1.
+  Status EnableConfirms();
+  // Publishes to the default exchange with routing key `queue`, persistent and mandatory (an unroutable
+  // message is returned and reported as failed by WaitForConfirms). Returns the delivery tag.
+  Result<uint64_t> Publish(const std::string& queue, const Message& m);
+  // Waits until every tag published so far is acked or nacked by the broker. kUnavailable on timeout or a
+  // lost connection: then nothing about the outstanding tags is known (treat them all as unconfirmed).
+  Result<Confirms> WaitForConfirms(std::chrono::milliseconds timeout);
+
+  // --- consuming ---
+  Status Qos(uint16_t prefetch);
+  Status Consume(const std::string& queue);
+  // The next delivery, or nullopt when none arrived within `timeout` (0 polls what is already buffered).
+  Result<std::optional<Delivery>> Next(std::chrono::milliseconds timeout);
+  Status Ack(uint64_t tag);
+  // requeue=true returns the message to the queue (quorum queues count it towards the delivery limit);
+  // requeue=false dead-letters it at once.
+  Status Reject(uint64_t tag, bool requeue);
+  // basic.get without auto-ack: one message or nullopt if the queue is empty.
+  Result<std::optional<Delivery>> Get(const std::string& queue);
+
+  // Services heartbeats and notices a broker-initiated close while the caller has nothing else to do.
+  // Call at least every heartbeat/2 when idle. Not for a consuming connection: it would swallow
+  // deliveries. Errors as above.
+  Status KeepAlive();
+
+ private:
+  explicit Connection(amqp_connection_state_t c) : conn_(c) {}
+  Error Fail(Error e);
+  Error ReplyError(const amqp_rpc_reply_t& r, const std::string& what);
+  Status CheckRpc(const std::string& what);
+  // Handles one method frame that arrived outside an RPC. Returns an error for channel/connection close.
+  Status HandleAsyncFrame(const amqp_frame_t& frame);
+
+  amqp_connection_state_t conn_;
+  bool broken_ = false;
+  bool confirms_ = false;
+  uint64_t next_tag_ = 1;               // the tag the next Publish gets (confirm mode)
+  std::set<uint64_t> outstanding_;      // published, not yet acked/nacked
+  std::set<uint64_t> failed_;           // nacked or returned since the last WaitForConfirms
+  bool return_pending_ = false;         // a basic.return arrived; the next ack covers the returned message
+};
+
+// Declared in amqp.cc: "unavailable"-style text of a librabbitmq status code.
+std::string StatusText(int status);
+
+}  // namespace paypath::amqp

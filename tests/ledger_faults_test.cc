@@ -1,0 +1,167 @@
+// Crash and outage faults on the path from outbox to ledger, with the real `paypath relay` and
+// `paypath consumer` binaries killed by failpoints (SIGKILL) and a real RabbitMQ stopped and restarted.
+// After each: every charge's effect is applied exactly once and `paypath audit` passes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "ledger_fixture.h"
+
+namespace paypath::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class LedgerFaultsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { fx_ = new LedgerFixture("paypath_ledger_faults_test"); }
+  static void TearDownTestSuite() { delete fx_; }
+  void SetUp() override {
+    (void)QueryScalar(fx_->url(), "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
+    amqp::Settings s;
+    s.url = AmqpUrl();
+    auto c = amqp::Connection::Open(s);
+    ASSERT_TRUE(c.ok()) << c.error().ToString();
+    (void)c.value()->DeleteQueue(fx_->queue());
+  }
+  static std::string LogPath(const std::string& name) {
+    return "/tmp/paypath-ledger-faults-" + std::to_string(::getpid()) + "-" + name + ".log";
+  }
+  static void ExpectKilled(Child& child, const std::string& what) {
+    int status = 0;
+    ASSERT_TRUE(child.Wait(seconds(20), &status)) << what << " did not reach its failpoint";
+    ASSERT_TRUE(WIFSIGNALED(status)) << what << " exited normally with " << WEXITSTATUS(status);
+    EXPECT_EQ(WTERMSIG(status), SIGKILL) << what;
+  }
+  static void ExpectGracefulStop(Child& child, const std::string& what) {
+    child.Kill(SIGTERM);
+    int status = 0;
+    ASSERT_TRUE(child.Wait(seconds(10), &status)) << what << " ignored SIGTERM";
+    ASSERT_TRUE(WIFEXITED(status)) << what;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << what;
+  }
+  void RelayInProcess() {
+    metrics::Registry reg;
+    outbox::Relay relay(fx_->RelayOpts(reg), SystemClock::Instance(), fx_->random());
+    auto n = relay.RunOnce();
+    ASSERT_TRUE(n.ok()) << n.error().ToString();
+  }
+  static LedgerFixture* fx_;
+};
+LedgerFixture* LedgerFaultsTest::fx_ = nullptr;
+
+TEST_F(LedgerFaultsTest, RelayCrashAfterPublishRepublishesAndInboxKeepsOneEffect) {
+  fx_->Seed(1);
+  {
+    Child relay(fx_->Worker("relay"), {{"PAYPATH_FAILPOINTS", "relay.after_publish=crash@1"}}, LogPath("relay-crash"));
+    ExpectKilled(relay, "relay");
+  }
+  // The broker has the event, the row is still unpublished: the window the failpoint opened.
+  EXPECT_EQ(fx_->Unpublished(), 1);
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 1);
+  {
+    Child relay(fx_->Worker("relay"), {}, LogPath("relay-restart"));
+    ASSERT_TRUE(WaitUntil([&] { return fx_->Unpublished() == 0; }, seconds(20)));
+    ExpectGracefulStop(relay, "relay");
+  }
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 2) << "the restarted relay must publish the event again";
+
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] {
+    return CounterValue(reg, "paypath_inbox_duplicates_total") == 1;
+  }));
+  EXPECT_EQ(CounterValue(reg, "paypath_ledger_effects_applied_total"), 1);
+  EXPECT_EQ(fx_->Postings(), 2);
+  EXPECT_EQ(fx_->InboxRows(), 1);
+  std::string out;
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+TEST_F(LedgerFaultsTest, ConsumerCrashAfterCommitRedeliversWithoutSecondEffect) {
+  fx_->Seed(1);
+  RelayInProcess();
+  {
+    Child consumer(fx_->Worker("consumer"), {{"PAYPATH_FAILPOINTS", "consumer.after_commit=crash@1"}},
+                   LogPath("consumer-after-commit"));
+    ExpectKilled(consumer, "consumer");
+  }
+  EXPECT_EQ(fx_->Postings(), 2) << "the effect committed before the crash";
+  EXPECT_EQ(fx_->InboxRows(), 1);
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] {
+    return CounterValue(reg, "paypath_inbox_duplicates_total") == 1;
+  })) << "the unacked message was not redelivered";
+  EXPECT_EQ(CounterValue(reg, "paypath_ledger_effects_applied_total"), 0);
+  EXPECT_EQ(fx_->Postings(), 2);
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  std::string out;
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+TEST_F(LedgerFaultsTest, ConsumerCrashBeforeCommitRedeliversAndAppliesExactlyOnce) {
+  fx_->Seed(3);
+  RelayInProcess();
+  {
+    Child consumer(fx_->Worker("consumer"), {{"PAYPATH_FAILPOINTS", "consumer.before_commit=crash@1"}},
+                   LogPath("consumer-before-commit"));
+    ExpectKilled(consumer, "consumer");
+  }
+  EXPECT_EQ(fx_->Postings(), 0) << "nothing may survive a crash before COMMIT";
+  EXPECT_EQ(fx_->InboxRows(), 0);
+  {
+    Child consumer(fx_->Worker("consumer"), {}, LogPath("consumer-restart"));
+    ASSERT_TRUE(WaitUntil([&] { return fx_->InboxRows() == 3; }, seconds(20)));
+    ExpectGracefulStop(consumer, "consumer");
+  }
+  EXPECT_EQ(fx_->Postings(), 6);
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  std::string out;
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+TEST_F(LedgerFaultsTest, BrokerOutageLosesNothingAndBacklogDrainsAtConfiguredRate) {
+  const double kRate = 200;
+  const int kBurst = 20;
+  const int kBacklog = 1000;
+  Child relay(fx_->Worker("relay", {"--rate", "200", "--burst", "20", "--batch", "50"}), {}, LogPath("outage-relay"));
+  Child consumer(fx_->Worker("consumer"), {}, LogPath("outage-consumer"));
+  fx_->Seed(50);
+  ASSERT_TRUE(WaitUntil([&] { return fx_->InboxRows() == 50; }, seconds(30)));
+
+  std::string out;
+  ASSERT_EQ(RunShell(StackScript() + " stop rabbitmq", &out), 0) << out;
+  int64_t before = fx_->Count("SELECT coalesce(max(id), 0) FROM outbox");
+  // Charges keep arriving while the broker is down.
+  for (int i = 0; i < 10; ++i) fx_->Seed(kBacklog / 10);
+  EXPECT_EQ(fx_->Unpublished(), kBacklog) << "nothing can be marked published without a broker confirm";
+  EXPECT_TRUE(relay.running());
+  EXPECT_TRUE(consumer.running());
+
+  ASSERT_EQ(RunShell(StackScript() + " start rabbitmq", &out), 0) << out;
+  ASSERT_TRUE(WaitUntil([&] { return fx_->Unpublished() == 0; }, seconds(60))) << fx_->Unpublished() << " left";
+  ASSERT_TRUE(WaitUntil([&] { return fx_->InboxRows() == 50 + kBacklog; }, seconds(60)))
+      << fx_->InboxRows() << " applied";
+
+  // Drain rate from the rows' own timestamps: tokens available = burst + rate * span >= rows published.
+  std::string span_s = QueryScalar(fx_->url(),
+                                   "SELECT extract(epoch FROM max(published_at) - min(published_at)) FROM outbox "
+                                   "WHERE id > " + std::to_string(before));
+  double span = std::strtod(span_s.c_str(), nullptr);
+  double measured = (kBacklog - kBurst) / span;
+  std::printf("outage backlog %d rows drained in %.2f s: %.1f rows/s (configured %.0f/s, burst %d)\n", kBacklog,
+              span, measured, kRate, kBurst);
+  EXPECT_GT(measured, kRate * 0.6) << "drained too slowly";
+  EXPECT_LT(measured, kRate * 1.15) << "the token bucket let the backlog through too fast";
+
+  ExpectGracefulStop(relay, "relay");
+  ExpectGracefulStop(consumer, "consumer");
+  EXPECT_EQ(fx_->Postings(), 2 * (50 + kBacklog));
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+}  // namespace
+}  // namespace paypath::testing

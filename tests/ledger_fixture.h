@@ -1,0 +1,172 @@
+// Helpers shared by the relay / consumer / ledger fault / audit suites: a fresh database and a private queue
+// per suite, seeding charges the way the api writes them (charge row + outbox::Append in one transaction),
+// in-process relay and consumer with their own metrics registries, and DB counters.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/random.h"
+#include "ledger/consumer.h"
+#include "outbox/amqp.h"
+#include "outbox/outbox.h"
+#include "outbox/relay.h"
+#include "outbox/topology.h"
+#include "store/pg.h"
+#include "testing.h"
+
+namespace paypath::testing {
+
+struct SeededCharge {
+  std::string charge_id;
+  std::string message_id;
+};
+
+inline std::string Iso8601Micros(std::chrono::system_clock::time_point t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us % 1000000));
+  return buf;
+}
+
+class LedgerFixture {
+ public:
+  // db: database name (unique per suite); the queue name adds the pid so reruns never see old messages.
+  explicit LedgerFixture(const std::string& db)
+      : url_(FreshDatabase(db)), queue_("paypath.test." + db + "." + std::to_string(::getpid())), random_(42) {}
+
+  ~LedgerFixture() {
+    amqp::Settings s;
+    s.url = AmqpUrl();
+    auto c = amqp::Connection::Open(s);
+    if (c.ok()) {
+      (void)c.value()->DeleteQueue(queue_);
+      (void)c.value()->DeleteQueue(queue_ + ".dlq");
+    }
+  }
+
+  const std::string& url() const { return url_; }
+  const std::string& queue() const { return queue_; }
+  Random& random() { return random_; }
+
+  // Inserts `n` charges (charge row + outbox row per charge) in one transaction, like the api does.
+  std::vector<SeededCharge> Seed(int n, const std::string& tenant = "tenant_a", int64_t amount = 1234,
+                                 const std::string& currency = "USD") {
+    auto conn = store::PgConn::Connect(url_, "test-seed");
+    EXPECT_TRUE(conn.ok());
+    std::vector<SeededCharge> out;
+    if (!conn.ok()) return out;
+    auto& c = *conn.value();
+    auto tx = store::Transaction::Start(c);
+    EXPECT_TRUE(tx.ok());
+    for (int i = 0; i < n; ++i) {
+      SeededCharge s{"ch_" + random_.Hex128(), random_.Uuid4()};
+      std::string account = "acct_" + std::to_string(seq_++ % 7);
+      auto ins = c.Exec(
+          "INSERT INTO charges (id, tenant, idem_key, account_id, amount, currency, status, created_at) "
+          "VALUES ($1, $2, $3, $4, $5::bigint, $6, 'succeeded', now())",
+          {s.charge_id, tenant, "key_" + s.charge_id, account, std::to_string(amount), currency});
+      EXPECT_TRUE(ins.ok()) << ins.error().ToString();
+      std::string payload = "{\"charge_id\":\"" + s.charge_id + "\",\"tenant\":\"" + tenant +
+                            "\",\"account_id\":\"" + account + "\",\"amount\":" + std::to_string(amount) +
+                            ",\"currency\":\"" + currency + "\",\"created_at\":\"" +
+                            Iso8601Micros(std::chrono::system_clock::now()) + "\"}";
+      Status st = outbox::Append(c, {s.message_id, tenant, s.charge_id, outbox::kChargeSucceeded, payload});
+      EXPECT_TRUE(st.ok()) << st.error().ToString();
+      out.push_back(s);
+    }
+    EXPECT_TRUE((*tx)->Commit().ok());
+    return out;
+  }
+
+  outbox::RelayOptions RelayOpts(metrics::Registry& reg) {
+    outbox::RelayOptions o;
+    o.pg_url = url_;
+    o.amqp.url = AmqpUrl();
+    o.topology.queue = queue_;
+    o.rate = 100000;
+    o.burst = 100000;
+    o.registry = &reg;
+    return o;
+  }
+
+  ledger::ConsumerOptions ConsumerOpts(metrics::Registry& reg) {
+    ledger::ConsumerOptions o;
+    o.pg_url = url_;
+    o.amqp.url = AmqpUrl();
+    o.topology.queue = queue_;
+    o.poll = std::chrono::milliseconds(100);
+    o.registry = &reg;
+    return o;
+  }
+
+  int64_t Count(const std::string& sql) {
+    std::string v = QueryScalar(url_, sql);
+    return std::strtoll(v.c_str(), nullptr, 10);
+  }
+  int64_t Unpublished() { return Count("SELECT count(*) FROM outbox WHERE published_at IS NULL"); }
+  int64_t Postings() { return Count("SELECT count(*) FROM ledger_entries"); }
+  int64_t InboxRows() { return Count("SELECT count(*) FROM inbox"); }
+
+  // Messages ready in a queue (passive declare), -1 if unreachable.
+  int64_t Depth(const std::string& queue) {
+    amqp::Settings s;
+    s.url = AmqpUrl();
+    auto c = amqp::Connection::Open(s);
+    if (!c.ok()) return -1;
+    auto d = c.value()->QueueDepth(queue);
+    return d.ok() ? static_cast<int64_t>(*d) : -1;
+  }
+
+  // Runs `paypath audit` for this database and queue; returns its exit code, output in *out.
+  int Audit(std::string* out, const std::string& extra = "") {
+    std::string cmd = PaypathBinary() + " audit --json --pg-url '" + url_ + "' --amqp-url '" + AmqpUrl() +
+                      "' --queue " + queue_ + " " + extra;
+    int st = RunShell(cmd, out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+  // Steps `consumer` until cond holds or the deadline passes.
+  static bool StepUntil(ledger::Consumer& consumer, const std::function<bool()>& cond,
+                        std::chrono::milliseconds deadline = std::chrono::seconds(20)) {
+    return WaitUntil(
+        [&] {
+          (void)consumer.RunOnce();
+          return cond();
+        },
+        deadline, std::chrono::milliseconds(0));
+  }
+
+  // Command line of a worker subprocess for this database and queue.
+  std::vector<std::string> Worker(const std::string& sub, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {PaypathBinary(), sub, "--pg-url", url_, "--amqp-url", AmqpUrl(),
+                                     "--queue", queue_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
+
+ private:
+  std::string url_;
+  std::string queue_;
+  SystemRandom random_;
+  int seq_ = 0;
+};
+
+inline double CounterValue(metrics::Registry& reg, const std::string& name) {
+  return reg.GetCounter(name, "").Value();
+}
+
+}  // namespace paypath::testing
