@@ -43,7 +43,7 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(failpoints::Configure("").ok());
     pool_ = std::make_unique<store::PgPool>(*db_url_, "api-test", 24);
     store_ = std::make_unique<store::IdempotencyStore>(*pool_);
-    hot_ = std::make_unique<store::HotTier>(testing::RedisUrl(), SystemClock::Instance(),
+    hot_ = std::make_unique<store::HotTier>(testing::RedisUrl(), "pp_api_test", SystemClock::Instance(),
                                             std::chrono::milliseconds(100), std::chrono::milliseconds(50));
     api::ChargeOptions opts;
     opts.lease = std::chrono::milliseconds(5000);
@@ -344,7 +344,7 @@ TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
   auto redis = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
   ASSERT_TRUE(redis.ok());
   // The hot tier holds the response before the flush...
-  auto cached = redis.value()->Get(store::HotTier::RedisKey("tenant_a", key));
+  auto cached = redis.value()->Get(store::HotTier::RedisKey("pp_api_test", "tenant_a", key));
   ASSERT_TRUE(cached.ok());
   EXPECT_TRUE(cached->has_value());
   ASSERT_TRUE(redis.value()->Command({"FLUSHALL"}).ok());
@@ -354,7 +354,7 @@ TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
   EXPECT_EQ(retry.body, first.body);
   EXPECT_EQ(ChargesFor(key), 1);
   // ...and the replay from PostgreSQL refilled it.
-  auto refilled = redis.value()->Get(store::HotTier::RedisKey("tenant_a", key));
+  auto refilled = redis.value()->Get(store::HotTier::RedisKey("pp_api_test", "tenant_a", key));
   ASSERT_TRUE(refilled.ok());
   EXPECT_TRUE(refilled->has_value());
 }

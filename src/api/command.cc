@@ -104,7 +104,10 @@ int RunApi(const ApiFlags& f) {
   // One connection per handler thread plus one for the purge loop and readiness checks.
   store::PgPool pool(f.pg_url, "paypath-api", f.threads + 2);
   store::IdempotencyStore store(pool);
-  store::HotTier hot(f.redis_url, clock);
+  // The database name namespaces the hot tier (see hot_tier.h).
+  std::string db_name = f.pg_url.substr(f.pg_url.rfind('/') + 1);
+  db_name = db_name.substr(0, db_name.find('?'));
+  store::HotTier hot(f.redis_url, db_name, clock);
   ChargeOptions opts;
   opts.lease = std::chrono::milliseconds(f.lease_ms);
   opts.retention = std::chrono::milliseconds(f.retention_s * 1000);

@@ -6,8 +6,8 @@
 
 namespace paypath::store {
 
-HotTier::HotTier(std::string url, Clock& clock, std::chrono::milliseconds timeout, std::chrono::milliseconds cooldown)
-    : url_(std::move(url)), clock_(clock), timeout_(timeout), cooldown_(cooldown) {
+HotTier::HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout, std::chrono::milliseconds cooldown)
+    : url_(std::move(url)), ns_(std::move(ns)), clock_(clock), timeout_(timeout), cooldown_(cooldown) {
   if (!url_.empty()) {
     auto a = ParseRedisUrl(url_);
     if (a.ok()) addr_ = a.value();
@@ -15,8 +15,8 @@ HotTier::HotTier(std::string url, Clock& clock, std::chrono::milliseconds timeou
   }
 }
 
-std::string HotTier::RedisKey(const std::string& tenant, const std::string& key) {
-  return "pp:idem:" + tenant + ":" + key;
+std::string HotTier::RedisKey(const std::string& ns, const std::string& tenant, const std::string& key) {
+  return "pp:idem:" + ns + ":" + tenant + ":" + key;
 }
 
 std::string HotTier::Encode(const KeyRecord& rec) {
@@ -85,7 +85,7 @@ HotTier::Lookup HotTier::Get(const std::string& tenant, const std::string& key, 
     Failed();
     return Lookup::kError;
   }
-  auto v = c->Get(RedisKey(tenant, key));
+  auto v = c->Get(RedisKey(ns_, tenant, key));
   if (!v.ok()) {
     Failed();
     return Lookup::kError;
@@ -108,7 +108,7 @@ void HotTier::Put(const std::string& tenant, const std::string& key, const KeyRe
     Failed();
     return;
   }
-  auto r = c->Set(RedisKey(tenant, key), Encode(rec), std::chrono::milliseconds(ttl));
+  auto r = c->Set(RedisKey(ns_, tenant, key), Encode(rec), std::chrono::milliseconds(ttl));
   if (!r.ok()) {
     Failed();
     return;

@@ -24,8 +24,10 @@ namespace paypath::store {
 
 class HotTier {
  public:
-  // An empty url disables the tier (every Get is a miss, nothing counted as an error).
-  HotTier(std::string url, Clock& clock, std::chrono::milliseconds timeout = std::chrono::milliseconds(100),
+  // An empty url disables the tier (every Get is a miss, nothing counted as an error). `ns` namespaces the
+  // Redis keys by source of truth (the api passes its database name): a Redis shared by several databases,
+  // or one that outlived a database that was dropped and re-created, can then never answer for the wrong one.
+  HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout = std::chrono::milliseconds(100),
           std::chrono::milliseconds cooldown = std::chrono::milliseconds(1000));
 
   enum class Lookup { kHit, kMiss, kError };
@@ -34,9 +36,9 @@ class HotTier {
   // Caches a completed record until its expiry. Errors are swallowed (and start the cooldown).
   void Put(const std::string& tenant, const std::string& key, const KeyRecord& rec);
 
-  // The Redis key used for (tenant, key); tenants are [A-Za-z0-9_-], so the first ':' after the prefix
-  // separates them unambiguously.
-  static std::string RedisKey(const std::string& tenant, const std::string& key);
+  // The Redis key used for (tenant, key): "pp:idem:<ns>:<tenant>:<key>". Tenants are [A-Za-z0-9_-] and the
+  // namespace is a database name, so the ':' separators are unambiguous.
+  static std::string RedisKey(const std::string& ns, const std::string& tenant, const std::string& key);
   // The cached value's encoding, exposed for tests: "v1\n<fingerprint>\n<status>\n<expires_ms>\n<charge_id>\n<body>".
   static std::string Encode(const KeyRecord& rec);
   static std::optional<KeyRecord> Decode(const std::string& value);
@@ -48,6 +50,7 @@ class HotTier {
   bool CoolingDown();
 
   const std::string url_;
+  const std::string ns_;
   Clock& clock_;
   const std::chrono::milliseconds timeout_;
   const std::chrono::milliseconds cooldown_;
