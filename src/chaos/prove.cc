@@ -1,0 +1,547 @@
+#include "chaos/prove.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "api/validation.h"
+#include "chaos/report.h"
+#include "chaos/supervisor.h"
+#include "client/client.h"
+#include "client/http_transport.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/random.h"
+#include "http/metrics_server.h"
+#include "ledger/audit.h"
+#include "store/idempotency_store.h"
+#include "store/pg.h"
+#include "store/schema.h"
+
+namespace paypath::chaos {
+namespace {
+
+struct Env {
+  ProveOptions opt;
+  std::string db_url;
+  std::string queue;
+  std::string tenant;
+  std::string api_key;
+  int api_port = 0, proxy_port = 0, proxy_metrics_port = 0, relay_port = 0, consumer_port = 0;
+};
+
+std::string Hp(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+int64_t Scalar(store::PgConn& c, const std::string& sql) {
+  auto r = c.ExecSimple(sql);
+  if (!r.ok() || r->rows() == 0 || r->IsNull(0, 0)) return -1;
+  return r->GetInt(0, 0);
+}
+
+// Reads "key":<number> from a transcript line (the client writes flat JSON objects).
+double JsonNumber(const std::string& line, const std::string& key) {
+  size_t p = line.find("\"" + key + "\":");
+  if (p == std::string::npos) return -1;
+  return std::strtod(line.c_str() + p + key.size() + 3, nullptr);
+}
+
+std::string JsonString(const std::string& line, const std::string& key) {
+  size_t p = line.find("\"" + key + "\":\"");
+  if (p == std::string::npos) return "";
+  size_t s = p + key.size() + 4;
+  size_t e = line.find('"', s);
+  return line.substr(s, e - s);
+}
+
+client::ClientOptions ProveClientOptions(const std::string& call_site) {
+  client::ClientOptions o;
+  o.call_site = call_site;
+  // Generous attempts and deadline: under injected faults a call should end with an answer, not give up.
+  o.max_attempts = 8;
+  o.base = std::chrono::milliseconds(50);
+  o.cap = std::chrono::milliseconds(1000);
+  o.attempt_timeout = std::chrono::milliseconds(3000);
+  o.deadline = std::chrono::milliseconds(30000);
+  return o;
+}
+
+Result<std::string> FreshDatabase(const ProveOptions& o) {
+  auto admin = store::PgConn::Connect(o.pg_url, "paypath-prove");
+  if (!admin.ok()) return admin.error();
+  (void)admin.value()->ExecSimple("DROP DATABASE IF EXISTS " + o.prove_db + " WITH (FORCE)");
+  auto created = admin.value()->ExecSimple("CREATE DATABASE " + o.prove_db);
+  if (!created.ok()) return created.error();
+  std::string url = o.pg_url.substr(0, o.pg_url.rfind('/') + 1) + o.prove_db;
+  size_t q = o.pg_url.find('?', o.pg_url.rfind('/'));
+  if (q != std::string::npos) url += o.pg_url.substr(q);
+  auto db = store::PgConn::Connect(url, "paypath-prove");
+  if (!db.ok()) return db.error();
+  Status s = store::Migrate(*db.value());
+  if (!s.ok()) return s.error();
+  return url;
+}
+
+// Step: two requests with one key released together, straight to the api (no proxy, no retries).
+StepResult StepSimultaneous(const Env& e, Clock& clock, Random& rng, store::PgConn& db) {
+  auto url = client::ParseHttpUrl("http://" + Hp(e.api_port));
+  client::HttpTransport t(url.value(), clock);
+  std::string key = "prove-simultaneous-" + SystemRandom::Instance().Hex128();
+  client::HttpRequest req;
+  req.method = "POST";
+  req.target = "/v1/charges";
+  req.headers = {{"Authorization", "Bearer " + e.api_key}, {"Idempotency-Key", key},
+                 {"Content-Type", "application/json"}};
+  req.body = R"({"account_id":"acct_sim","amount":777,"currency":"USD"})";
+  std::barrier sync(2);
+  client::Exchange out[2];
+  auto go = [&](int i) {
+    sync.arrive_and_wait();
+    out[i] = t.RoundTrip(req, std::chrono::seconds(5));
+  };
+  std::thread a(go, 0), b(go, 1);
+  a.join();
+  b.join();
+  int created = 0, other = 0;
+  std::string seen;
+  for (auto& x : out) {
+    int st = x.kind == client::Exchange::Kind::kResponse ? x.response.status : 0;
+    bool replayed = x.response.Header("Idempotent-Replayed").value_or("") == "true";
+    seen += (seen.empty() ? "" : ", ") + std::to_string(st) + (replayed ? " (replay)" : "");
+    if (st == 201 && !replayed) created++;
+    else if (st == 409 || (st == 201 && replayed)) other++;
+  }
+  int64_t charges = Scalar(db, "SELECT count(*) FROM charges WHERE idem_key = '" + key + "'");
+  bool ok = created == 1 && other == 1 && charges == 1;
+  return {"two simultaneous requests with one key", ok,
+          "answers: " + seen + "; charges for the key: " + std::to_string(charges) + " (want one 201, the other 409 "
+          "or a replay, one charge)"};
+}
+
+// Step: a key reused with a changed body gets 422 and no second charge.
+StepResult StepChangedBody(const Env& e, client::RetryingClient& direct, store::PgConn& db, Random& rng) {
+  client::ChargeRequest c{"acct_422", 4200, "EUR", "", "prove-422-" + SystemRandom::Instance().Hex128()};
+  auto first = direct.Charge(c, e.api_key);
+  c.amount = 4300;
+  auto second = direct.Charge(c, e.api_key);
+  int64_t charges = Scalar(db, "SELECT count(*) FROM charges WHERE idem_key = '" + c.idempotency_key + "'");
+  bool ok = first.outcome == client::Outcome::kCreated && second.last.response.status == 422 && charges == 1;
+  return {"key reused with a changed body", ok,
+          std::string("first: ") + client::OutcomeName(first.outcome) + ", changed body: " +
+              std::to_string(second.last.response.status) + " after " + std::to_string(second.attempts) +
+              " attempt(s) (never retried); charges for the key: " + std::to_string(charges)};
+}
+
+// Step: a key held in flight by a "crashed" owner: the client gets 409 + Retry-After, waits at least that
+// long, and completes once the lease expires and is taken over.
+StepResult StepRetryAfter(const Env& e, Clock& clock, Random& rng, store::PgPool& pool) {
+  client::ChargeRequest c{"acct_ra", 999, "GBP", "", "prove-retry-after-" + SystemRandom::Instance().Hex128()};
+  auto parsed = api::ParseChargeRequest(client::ChargeBody(c));
+  if (!std::holds_alternative<api::ChargeRequest>(parsed)) return {"409 with Retry-After honoured", false, "bad body"};
+  std::string fp = api::Fingerprint("POST", "/v1/charges", std::get<api::ChargeRequest>(parsed).canonical_body);
+  store::IdempotencyStore st(pool);
+  auto claim = st.Claim(e.tenant, c.idempotency_key, fp, "crashed-owner", std::chrono::milliseconds(1500));
+  if (!claim.ok()) return {"409 with Retry-After honoured", false, claim.error().ToString()};
+  auto url = client::ParseHttpUrl("http://" + Hp(e.api_port));
+  client::HttpTransport t(url.value(), clock);
+  client::MemoryTranscript transcript;
+  client::RetryingClient cl(t, clock, rng, ProveClientOptions("prove_retry_after"), nullptr, &transcript);
+  auto res = cl.Charge(c, e.api_key);
+  bool saw_409 = false, honoured = true;
+  std::string waits;
+  for (const auto& line : transcript.lines()) {
+    std::string ra = JsonString(line, "retry_after");
+    double delay = JsonNumber(line, "delay_ms");
+    if (JsonNumber(line, "status") == 409) saw_409 = true;
+    if (!ra.empty() && delay > 0) {
+      waits += (waits.empty() ? "" : ", ") + std::to_string(static_cast<int>(delay)) + " ms (Retry-After " + ra + " s)";
+      if (delay < std::atof(ra.c_str()) * 1000) honoured = false;
+    }
+  }
+  bool ok = saw_409 && honoured && res.outcome == client::Outcome::kCreated && !waits.empty();
+  return {"409 with Retry-After honoured", ok,
+          "waits chosen after a Retry-After: " + (waits.empty() ? std::string("none") : waits) + "; final: " +
+              client::OutcomeName(res.outcome) + " after " + std::to_string(res.attempts) + " attempts"};
+}
+
+// Step: 64 calls fail at the same instant (connection refused); full jitter spreads their first retries
+// uniformly over [0, min(cap, base*2)). Judged by a Kolmogorov-Smirnov test against that uniform law.
+StepResult StepJitter(Clock& clock, Random& rng, std::vector<double>* delays, double* window_ms) {
+  const int kCalls = 64;
+  auto url = client::ParseHttpUrl("http://" + Hp(FreePort()));  // nothing listens there
+  client::HttpTransport t(url.value(), clock);
+  client::ClientOptions o = ProveClientOptions("prove_jitter");
+  o.max_attempts = 2;
+  o.base = std::chrono::milliseconds(100);
+  o.cap = std::chrono::milliseconds(1000);
+  *window_ms = static_cast<double>(std::min(o.cap.count(), o.base.count() * 2));
+  client::MemoryTranscript transcript;
+  client::RetryingClient cl(t, clock, rng, o, nullptr, &transcript);
+  std::barrier sync(kCalls);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCalls; ++i)
+    threads.emplace_back([&] {
+      sync.arrive_and_wait();
+      (void)cl.Charge({"acct_jitter", 1, "USD", "", ""}, "unused");
+    });
+  for (auto& th : threads) th.join();
+  for (const auto& line : transcript.lines())
+    if (JsonNumber(line, "attempt") == 1) delays->push_back(JsonNumber(line, "delay_ms"));
+  std::vector<double> s = *delays;
+  std::sort(s.begin(), s.end());
+  double d = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    double f = std::clamp(s[i] / *window_ms, 0.0, 1.0);
+    d = std::max({d, std::fabs(f - static_cast<double>(i) / s.size()), std::fabs(f - static_cast<double>(i + 1) / s.size())});
+  }
+  // 1.63/sqrt(n): the KS critical value at the 1% level.
+  double critical = s.empty() ? 0 : 1.63 / std::sqrt(static_cast<double>(s.size()));
+  double spread = s.empty() ? 0 : s.back() - s.front();
+  bool ok = static_cast<int>(s.size()) == kCalls && d < critical && spread > *window_ms / 2;
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "%zu synchronized failures; first-retry waits from %.0f to %.0f ms over a %.0f ms window; "
+                "KS distance to uniform %.3f (critical %.3f at 1%%)",
+                s.size(), s.empty() ? 0 : s.front(), s.empty() ? 0 : s.back(), *window_ms, d, critical);
+  return {"synchronized failures spread out (full jitter)", ok, buf};
+}
+
+}  // namespace
+
+int RunProve(const ProveOptions& o) {
+  log::SetComponent("prove");
+  Clock& clock = SystemClock::Instance();
+  SystemRandom rng(o.seed);
+  Env e;
+  e.opt = o;
+  auto keys = ParseApiKeys(o.api_keys);
+  if (!keys.ok()) {
+    log::Error("prove_setup", {{"error", keys.error().message}});
+    return 2;
+  }
+  e.api_key = keys->begin()->first;
+  e.tenant = keys->begin()->second;
+  std::string mk = "mkdir -p '" + o.report_dir + "/metrics' '" + o.report_dir + "/logs' && rm -f '" + o.report_dir +
+                   "'/logs/*.log '" + o.report_dir + "/transcript.jsonl'";
+  if (std::system(mk.c_str()) != 0) {
+    log::Error("prove_setup", {{"error", "cannot create the report folder"}});
+    return 2;
+  }
+  auto db_url = FreshDatabase(o);
+  if (!db_url.ok()) {
+    log::Error("prove_setup", {{"error", db_url.error().ToString()}});
+    return 2;
+  }
+  e.db_url = db_url.value();
+  // A fresh queue per run (not per seed): a crashed earlier run may have left messages in its queue.
+  e.queue = "paypath.prove." + SystemRandom::Instance().Hex128().substr(0, 8);
+  e.api_port = FreePort();
+  e.proxy_port = FreePort();
+  e.proxy_metrics_port = FreePort();
+  e.relay_port = FreePort();
+  e.consumer_port = FreePort();
+
+  std::unique_ptr<http::MetricsServer> client_metrics;
+  if (!o.metrics_listen.empty()) {
+    auto hp = ParseHostPort(o.metrics_listen);
+    auto ms = hp.ok() ? http::MetricsServer::Start(hp->host, hp->port) : Result<std::unique_ptr<http::MetricsServer>>(hp.error());
+    if (!ms.ok()) {
+      log::Error("prove_setup", {{"error", ms.error().ToString()}});
+      return 2;
+    }
+    client_metrics = std::move(ms.value());
+  }
+
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return 2;
+  self[n] = '\0';
+  Supervisor sup(self, o.report_dir + "/logs", clock);
+
+  std::map<std::string, std::string> no_faults;
+  bool started =
+      sup.Start({"api",
+                 {"api", "--pg-url", e.db_url, "--redis-url", o.redis_url, "--api-keys", o.api_keys, "--listen",
+                  Hp(e.api_port), "--no-migrate"},
+                 no_faults, no_faults, Hp(e.api_port), "/readyz"}) &&
+      sup.Start({"proxy",
+                 {"proxy", "--listen", Hp(e.proxy_port), "--upstream", Hp(e.api_port), "--eat-response",
+                  std::to_string(o.eat_response), "--seed", std::to_string(o.seed), "--metrics-listen",
+                  Hp(e.proxy_metrics_port)},
+                 no_faults, no_faults, Hp(e.proxy_metrics_port), "/healthz"}) &&
+      sup.Start({"relay",
+                 {"relay", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue, "--metrics-listen",
+                  Hp(e.relay_port)},
+                 o.crash_relay ? std::map<std::string, std::string>{{"PAYPATH_FAILPOINTS", "relay.after_publish=crash@3"}}
+                               : no_faults,
+                 no_faults, Hp(e.relay_port), "/healthz"}) &&
+      sup.Start({"consumer",
+                 {"consumer", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue, "--metrics-listen",
+                  Hp(e.consumer_port)},
+                 o.crash_consumer
+                     ? std::map<std::string, std::string>{{"PAYPATH_FAILPOINTS", "consumer.after_commit=crash@5"}}
+                     : no_faults,
+                 no_faults, Hp(e.consumer_port), "/healthz"});
+  if (!started) {
+    log::Error("prove_setup", {{"error", "a process did not become ready; see " + o.report_dir + "/logs"}});
+    return 2;
+  }
+
+  store::PgPool pool(e.db_url, "paypath-prove", 4);
+  auto lease = pool.Acquire();
+  if (!lease.ok()) return 2;
+  store::PgConn& db = *lease.value();
+
+  // The sampler: scrapes every process and samples the outbox and ledger every 250 ms for the report.
+  ReportData report;
+  report.title = "paypath proof run: " + std::to_string(o.operations) + " operations, concurrency " +
+                 std::to_string(o.concurrency);
+  std::atomic<bool> sampling{true};
+  std::mutex timeline_mu;
+  auto t0 = clock.Now();
+  std::thread sampler([&] {
+    auto conn = store::PgConn::Connect(e.db_url, "paypath-prove-sampler");
+    while (sampling.load()) {
+      sup.Scrape();
+      if (conn.ok()) {
+        auto r = conn.value()->ExecSimple(
+            "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
+            "COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0), "
+            "(SELECT count(*) FROM ledger_entries WHERE direction = 'debit')");
+        if (r.ok() && r->rows() == 1) {
+          TimePoint p;
+          p.t = std::chrono::duration<double>(clock.Now() - t0).count();
+          p.outbox_backlog = r->GetDouble(0, 0);
+          p.outbox_oldest_age_s = r->GetDouble(0, 1);
+          p.effects_total = r->GetDouble(0, 2);
+          std::lock_guard lock(timeline_mu);
+          report.timeline.push_back(p);
+        }
+      }
+      clock.SleepFor(std::chrono::milliseconds(250));
+    }
+  });
+
+  // Clients: the main workload goes through the fault proxy; scenario steps talk to the api directly.
+  auto transcript = client::FileTranscript::Open(o.report_dir + "/transcript.jsonl");
+  if (!transcript.ok()) return 2;
+  client::HttpTransport via_proxy(client::ParseHttpUrl("http://" + Hp(e.proxy_port)).value(), clock);
+  client::HttpTransport direct_t(client::ParseHttpUrl("http://" + Hp(e.api_port)).value(), clock);
+  client::RetryBudget budget("prove", client::RetryBudgetOptions{});
+  client::RetryingClient cl(via_proxy, clock, rng, ProveClientOptions("prove"), &budget, transcript.value().get());
+  client::RetryingClient direct(direct_t, clock, rng, ProveClientOptions("prove_direct"), nullptr,
+                                transcript.value().get());
+
+  int logical = 0;
+  report.steps.push_back(StepSimultaneous(e, clock, rng, db));
+  logical++;
+  report.steps.push_back(StepChangedBody(e, direct, db, rng));
+  logical++;
+  report.steps.push_back(StepRetryAfter(e, clock, rng, pool));
+  logical++;
+  report.steps.push_back(StepJitter(clock, rng, &report.jitter_delays_ms, &report.jitter_window_ms));
+
+  // The main workload.
+  struct Op {
+    client::ChargeRequest req;
+    int dup = 0;  // 0 none, 1 again afterwards, 2 twice at once
+    bool ok = false;
+  };
+  std::vector<Op> ops(o.operations);
+  const char* currencies[] = {"USD", "EUR", "GBP"};
+  for (int i = 0; i < o.operations; ++i) {
+    Op& op = ops[i];
+    op.req.account_id = "acct_" + std::to_string(i % 97);
+    op.req.amount = 100 + static_cast<int64_t>(rng.UniformInclusive(99900));
+    op.req.currency = currencies[i % 3];
+    // Keys are unique per run, not per seed: a seed repeats the faults, never an earlier run's keys.
+    op.req.idempotency_key = SystemRandom::Instance().Uuid4();
+    double u = rng.Uniform01();
+    op.dup = u < o.concurrent_duplicate_share ? 2 : (u < o.concurrent_duplicate_share + o.duplicate_share ? 1 : 0);
+  }
+  std::mutex attempts_mu;
+  auto record = [&](const client::CallResult& r) {
+    std::lock_guard lock(attempts_mu);
+    report.attempts_per_operation[r.attempts]++;
+  };
+  std::atomic<int> next{0}, duplicates_sent{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < o.concurrency; ++w) {
+    workers.emplace_back([&] {
+      for (int i = next++; i < o.operations; i = next++) {
+        Op& op = ops[i];
+        if (op.dup == 2) {
+          std::barrier sync(2);
+          client::CallResult other;
+          std::thread twin([&] {
+            sync.arrive_and_wait();
+            other = cl.Charge(op.req, e.api_key);
+          });
+          sync.arrive_and_wait();
+          client::CallResult mine = cl.Charge(op.req, e.api_key);
+          twin.join();
+          record(mine);
+          record(other);
+          duplicates_sent++;
+          op.ok = mine.ok() || other.ok();
+        } else {
+          client::CallResult r = cl.Charge(op.req, e.api_key);
+          record(r);
+          op.ok = r.ok();
+          if (op.dup == 1) {
+            client::CallResult again = cl.Charge(op.req, e.api_key);
+            record(again);
+            duplicates_sent++;
+            op.ok = op.ok || again.ok();
+          }
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  // A call that ended without an answer may or may not have charged; the same key settles it.
+  int settled = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (Op& op : ops) {
+      if (op.ok) continue;
+      client::CallResult r = direct.Charge(op.req, e.api_key);
+      op.ok = r.ok();
+      settled++;
+    }
+  }
+  logical += o.operations;
+  int unanswered = static_cast<int>(std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.ok; }));
+
+  // Quiescence: everything committed has been published and applied.
+  auto deadline = clock.Now() + std::chrono::seconds(o.quiesce_timeout_s);
+  bool quiet = false;
+  while (clock.Now() < deadline) {
+    int64_t backlog = Scalar(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+    int64_t charges = Scalar(db, "SELECT count(*) FROM charges");
+    int64_t applied = Scalar(db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+    if (backlog == 0 && charges >= 0 && applied == charges) {
+      quiet = true;
+      break;
+    }
+    clock.SleepFor(std::chrono::milliseconds(100));
+  }
+  // One more scrape after quiescence so counters include the last effects.
+  clock.SleepFor(std::chrono::milliseconds(300));
+  sampling.store(false);
+  sampler.join();
+  sup.Scrape();
+
+  ledger::AuditOptions ao;
+  ao.pg_url = e.db_url;
+  ao.amqp_url = o.amqp_url;
+  ao.topology.queue = e.queue;
+  ao.max_dlq = 0;
+  auto audit = ledger::RunAudit(ao);
+
+  auto api_m = sup.Totals("api");
+  auto proxy_m = sup.Totals("proxy");
+  auto relay_m = sup.Totals("relay");
+  auto consumer_m = sup.Totals("consumer");
+  auto metric = [](std::map<std::string, double>& m, const std::string& k) {
+    auto it = m.find(k);
+    return it == m.end() ? -1.0 : it->second;
+  };
+  auto s = [](double v) { return std::to_string(static_cast<int64_t>(v)); };
+  int64_t charges_db = Scalar(db, "SELECT count(*) FROM charges");
+  int64_t effects_db = Scalar(db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+  int64_t inbox_db = Scalar(db, "SELECT count(*) FROM inbox");
+  double charges_metric = metric(api_m, "paypath_charges_created_total");
+  double eaten = metric(proxy_m, "paypath_proxy_responses_eaten_total");
+  const std::string L = std::to_string(logical);
+
+  auto& v = report.verdict;
+  v.push_back({"logical operations", L, "", true, "the run's plan (" + std::to_string(o.operations) +
+                                                     " + 3 scenario steps)"});
+  v.push_back({"charges created", s(charges_metric), L, charges_metric == logical, "api /metrics paypath_charges_created_total"});
+  v.push_back({"charges in PostgreSQL", std::to_string(charges_db), L, charges_db == logical, "SELECT count(*) FROM charges"});
+  v.push_back({"ledger effects applied", std::to_string(effects_db), L, effects_db == logical,
+               "debit postings in ledger_entries"});
+  v.push_back({"inbox messages applied", std::to_string(inbox_db), L, inbox_db == logical, "SELECT count(*) FROM inbox"});
+  v.push_back({"ledger effects (consumer /metrics)", s(metric(consumer_m, "paypath_ledger_effects_applied_total")),
+               "", true, "sum over consumer processes; a SIGKILLed process loses its last unscraped increments"});
+  v.push_back({"replays served", s(metric(api_m, "paypath_idempotency_requests_total{outcome=\"replayed\"}")), "", true,
+               "api /metrics"});
+  v.push_back({"409 in flight", s(metric(api_m, "paypath_idempotency_requests_total{outcome=\"conflict\"}")), "", true,
+               "api /metrics"});
+  v.push_back({"422 changed body", s(metric(api_m, "paypath_idempotency_requests_total{outcome=\"mismatch\"}")), "1",
+               metric(api_m, "paypath_idempotency_requests_total{outcome=\"mismatch\"}") == 1, "api /metrics"});
+  v.push_back({"responses eaten by the proxy", s(eaten), o.eat_response > 0 ? "> 0" : "",
+               o.eat_response <= 0 || eaten > 0, "proxy /metrics"});
+  v.push_back({"deliberate duplicates sent", std::to_string(duplicates_sent.load()), "", true, "the run's plan"});
+  v.push_back({"inbox duplicates absorbed", s(metric(consumer_m, "paypath_inbox_duplicates_total")),
+               o.crash_relay ? ">= 1" : "", !o.crash_relay || metric(consumer_m, "paypath_inbox_duplicates_total") >= 1,
+               "consumer /metrics (a relay republish after its crash lands here)"});
+  v.push_back({"relay publishes (incl. republishes)", s(metric(relay_m, "paypath_outbox_published_total")), "", true,
+               "relay /metrics"});
+  v.push_back({"relay crashes (after publish, before mark)", std::to_string(sup.Crashes("relay")),
+               o.crash_relay ? "1" : "0", sup.Crashes("relay") == (o.crash_relay ? 1 : 0), "supervisor"});
+  v.push_back({"consumer crashes (after commit, before ack)", std::to_string(sup.Crashes("consumer")),
+               o.crash_consumer ? "1" : "0", sup.Crashes("consumer") == (o.crash_consumer ? 1 : 0), "supervisor"});
+  v.push_back({"api and proxy crashes", std::to_string(sup.Crashes("api") + sup.Crashes("proxy")), "0",
+               sup.Crashes("api") + sup.Crashes("proxy") == 0, "supervisor"});
+  v.push_back({"operations without a final answer", std::to_string(unanswered), "0", unanswered == 0,
+               "client (after " + std::to_string(settled) + " settling calls with the same keys)"});
+  v.push_back({"quiescence reached", quiet ? "yes" : "no", "yes", quiet, "outbox empty and every charge posted"});
+  if (audit.ok()) {
+    for (const auto& c : audit->checks) {
+      bool judged = c.status == "ok" || c.status == "FAIL";
+      v.push_back({"audit: " + c.name, std::to_string(c.value), judged ? "0" : "", c.status != "FAIL",
+                   "paypath audit" + (c.detail.empty() ? "" : ": " + c.detail)});
+    }
+  } else {
+    v.push_back({"audit", audit.error().ToString(), "ran", false, "paypath audit"});
+  }
+
+  report.pass = true;
+  for (const auto& row : v)
+    if (!row.ok) report.pass = false;
+  for (const auto& st : report.steps)
+    if (!st.ok) report.pass = false;
+
+  // Retry delays from the transcript.
+  {
+    std::ifstream in(o.report_dir + "/transcript.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      double d = JsonNumber(line, "delay_ms");
+      if (d > 0) report.retry_delays_ms.push_back(d);
+    }
+  }
+  report.notes.push_back("Exactness is judged from PostgreSQL (charges, postings, inbox) and the api's counter: the "
+                         "api is never crashed in this run, so its counter is complete.");
+  report.notes.push_back("Run database: " + o.prove_db + "; queue: " + e.queue + "; seed: " + std::to_string(o.seed));
+
+  for (const char* name : {"api", "proxy", "relay", "consumer"}) {
+    std::ofstream(o.report_dir + "/metrics/" + name + ".prom") << sup.LastScrapeText(name);
+  }
+  std::ofstream(o.report_dir + "/report.html") << RenderHtml(report);
+  {
+    std::ofstream j(o.report_dir + "/verdict.json");
+    j << "{\"pass\":" << (report.pass ? "true" : "false") << ",\"logical_operations\":" << logical
+      << ",\"charges_created\":" << static_cast<int64_t>(charges_metric) << ",\"charges_in_db\":" << charges_db
+      << ",\"ledger_effects\":" << effects_db << ",\"responses_eaten\":" << static_cast<int64_t>(eaten)
+      << ",\"relay_crashes\":" << sup.Crashes("relay") << ",\"consumer_crashes\":" << sup.Crashes("consumer") << "}\n";
+  }
+  sup.StopAll();
+  std::string table = RenderVerdictTable(report);
+  ssize_t w = ::write(1, table.data(), table.size());
+  (void)w;
+  std::string where = "report: " + o.report_dir + "/report.html\n";
+  w = ::write(1, where.data(), where.size());
+  return report.pass ? 0 : 1;
+}
+
+}  // namespace paypath::chaos

@@ -1,0 +1,42 @@
+// `paypath prove`: flags and settings for the proof run (prove.h).
+#include <CLI/CLI.hpp>
+#include <memory>
+
+#include "chaos/prove.h"
+#include "common/cli.h"
+
+namespace paypath::chaos {
+
+void AddProveCommand(CLI::App& app) {
+  auto o = std::make_shared<ProveOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "prove", "Run logical charges through api, proxy, relay and consumer with faults injected, then judge "
+               "from the data and metrics that each moved money exactly once");
+  cmd->add_option("--pg-url", o->pg_url, "PostgreSQL URL (the run creates its own database on this server)")
+      ->envname("PAYPATH_PG_URL")->required();
+  cmd->add_option("--redis-url", o->redis_url, "Redis URL")->envname("PAYPATH_REDIS_URL");
+  cmd->add_option("--amqp-url", o->amqp_url, "RabbitMQ URL")->envname("PAYPATH_AMQP_URL")->required();
+  cmd->add_option("--api-keys", o->api_keys, "key:tenant pairs; the first is used")->envname("PAYPATH_API_KEYS")
+      ->required();
+  cmd->add_option("--database", o->prove_db, "Database created (dropped first) for the run")->capture_default_str();
+  cmd->add_option("--report", o->report_dir, "Report folder")->capture_default_str();
+  cmd->add_option("--operations", o->operations, "Logical charge operations")->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--concurrency", o->concurrency, "Concurrent client workers")->capture_default_str()
+      ->check(CLI::Range(1, 512));
+  cmd->add_option("--duplicates", o->duplicate_share, "Share of operations sent again after finishing")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--concurrent-duplicates", o->concurrent_duplicate_share,
+                  "Share of operations sent twice at the same moment")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--eat-response", o->eat_response, "Share of responses the proxy eats")->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("!--no-relay-crash", o->crash_relay, "Do not crash the relay");
+  cmd->add_flag("!--no-consumer-crash", o->crash_consumer, "Do not crash the consumer");
+  cmd->add_option("--seed", o->seed, "Seed for keys, amounts, duplicates and the proxy")->capture_default_str();
+  cmd->add_option("--quiesce-timeout", o->quiesce_timeout_s, "Seconds to wait for the ledger to catch up")
+      ->capture_default_str();
+  cmd->add_option("--metrics-listen", o->metrics_listen, "host:port serving the client's /metrics during the run");
+  cmd->callback([o] { cli::SetExitCode(RunProve(*o)); });
+}
+
+}  // namespace paypath::chaos

@@ -1,0 +1,205 @@
+#include "chaos/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace paypath::chaos {
+namespace {
+
+std::string Esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string Num(double v) {
+  char b[32];
+  if (std::fabs(v - std::round(v)) < 1e-9) std::snprintf(b, sizeof b, "%.0f", v);
+  else std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
+
+constexpr int kW = 640, kH = 260, kL = 56, kR = 16, kT = 30, kB = 40;
+const char* kColors[] = {"#2b6cb0", "#c05621", "#2f855a", "#6b46c1"};
+
+std::string Frame(const std::string& title, const std::string& xlabel, double xmax, double ymax) {
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + std::to_string(kW) + "' height='" +
+                  std::to_string(kH) + "' font-family='sans-serif' font-size='11'>";
+  s += "<text x='" + std::to_string(kW / 2) + "' y='16' text-anchor='middle' font-size='13'>" + Esc(title) + "</text>";
+  int x0 = kL, y0 = kH - kB, x1 = kW - kR, y1 = kT;
+  s += "<line x1='" + std::to_string(x0) + "' y1='" + std::to_string(y0) + "' x2='" + std::to_string(x1) + "' y2='" +
+       std::to_string(y0) + "' stroke='#333'/>";
+  s += "<line x1='" + std::to_string(x0) + "' y1='" + std::to_string(y0) + "' x2='" + std::to_string(x0) + "' y2='" +
+       std::to_string(y1) + "' stroke='#333'/>";
+  for (int i = 0; i <= 4; ++i) {
+    double fx = i / 4.0;
+    int x = x0 + static_cast<int>(fx * (x1 - x0));
+    int y = y0 - static_cast<int>(fx * (y0 - y1));
+    s += "<text x='" + std::to_string(x) + "' y='" + std::to_string(y0 + 14) + "' text-anchor='middle'>" +
+         Num(fx * xmax) + "</text>";
+    s += "<text x='" + std::to_string(x0 - 4) + "' y='" + std::to_string(y + 4) + "' text-anchor='end'>" +
+         Num(fx * ymax) + "</text>";
+  }
+  s += "<text x='" + std::to_string((x0 + x1) / 2) + "' y='" + std::to_string(kH - 6) + "' text-anchor='middle'>" +
+       Esc(xlabel) + "</text>";
+  return s;
+}
+
+}  // namespace
+
+std::string SvgHistogram(const std::vector<double>& values, int bins, double max_value, const std::string& title,
+                         const std::string& xlabel) {
+  if (max_value <= 0) max_value = 1;
+  for (double v : values) max_value = std::max(max_value, v);
+  std::vector<int> counts(bins, 0);
+  for (double v : values) {
+    int b = std::min(bins - 1, static_cast<int>(v / max_value * bins));
+    counts[std::max(0, b)]++;
+  }
+  int ymax = std::max(1, *std::max_element(counts.begin(), counts.end()));
+  std::string s = Frame(title + " (n=" + std::to_string(values.size()) + ")", xlabel, max_value, ymax);
+  double bw = static_cast<double>(kW - kL - kR) / bins;
+  for (int i = 0; i < bins; ++i) {
+    double h = static_cast<double>(counts[i]) / ymax * (kH - kT - kB);
+    char rect[200];
+    std::snprintf(rect, sizeof rect, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s'/>", kL + i * bw + 1,
+                  kH - kB - h, std::max(1.0, bw - 2), h, kColors[0]);
+    s += rect;
+  }
+  return s + "</svg>";
+}
+
+std::string SvgBars(const std::map<int, int>& counts, const std::string& title, const std::string& xlabel) {
+  int maxk = 1, ymax = 1;
+  for (auto [k, v] : counts) {
+    maxk = std::max(maxk, k);
+    ymax = std::max(ymax, v);
+  }
+  std::string s = Frame(title, xlabel, maxk + 1, ymax);
+  double bw = static_cast<double>(kW - kL - kR) / (maxk + 1);
+  for (auto [k, v] : counts) {
+    double h = static_cast<double>(v) / ymax * (kH - kT - kB);
+    char rect[240];
+    std::snprintf(rect, sizeof rect,
+                  "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s'><title>%d attempts: %d</title></rect>",
+                  kL + k * bw + 1, kH - kB - h, std::max(1.0, bw - 2), h, kColors[2], k, v);
+    s += rect;
+  }
+  return s + "</svg>";
+}
+
+std::string SvgLines(const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series,
+                     const std::string& title, const std::string& xlabel) {
+  double xmax = 1, ymax = 1;
+  for (const auto& [name, pts] : series)
+    for (auto [x, y] : pts) {
+      xmax = std::max(xmax, x);
+      ymax = std::max(ymax, y);
+    }
+  std::string s = Frame(title, xlabel, xmax, ymax);
+  int i = 0;
+  for (const auto& [name, pts] : series) {
+    std::string path;
+    for (auto [x, y] : pts) {
+      char p[64];
+      std::snprintf(p, sizeof p, "%s%.1f,%.1f", path.empty() ? "" : " ", kL + x / xmax * (kW - kL - kR),
+                    kH - kB - y / ymax * (kH - kT - kB));
+      path += p;
+    }
+    const char* color = kColors[i % 4];
+    s += "<polyline fill='none' stroke='" + std::string(color) + "' stroke-width='1.5' points='" + path + "'/>";
+    s += "<text x='" + std::to_string(kL + 8) + "' y='" + std::to_string(kT + 12 + 13 * i) + "' fill='" + color + "'>" +
+         Esc(name) + "</text>";
+    i++;
+  }
+  return s + "</svg>";
+}
+
+std::string RenderVerdictTable(const ReportData& d) {
+  size_t w0 = 10, w1 = 5, w2 = 8;
+  for (const auto& r : d.verdict) {
+    w0 = std::max(w0, r.name.size());
+    w1 = std::max(w1, r.value.size());
+    w2 = std::max(w2, r.expected.size());
+  }
+  auto pad = [](std::string s, size_t w) {
+    s.resize(std::max(w, s.size()), ' ');
+    return s;
+  };
+  std::string out = pad("check", w0) + "  " + pad("value", w1) + "  " + pad("expected", w2) + "  result  source\n";
+  for (const auto& r : d.verdict) {
+    out += pad(r.name, w0) + "  " + pad(r.value, w1) + "  " + pad(r.expected, w2) + "  " +
+           pad(r.expected.empty() ? "info" : (r.ok ? "ok" : "DIFFERS"), 6) + "  " + r.source + "\n";
+  }
+  out += "\nscenario steps:\n";
+  for (const auto& s : d.steps) out += "  [" + std::string(s.ok ? "ok" : "FAIL") + "] " + s.name + ": " + s.detail + "\n";
+  out += std::string("\nVERDICT: ") + (d.pass ? "PASS — every logical operation moved money exactly once" : "FAIL") + "\n";
+  return out;
+}
+
+std::string RenderHtml(const ReportData& d) {
+  std::string h = "<!doctype html><html><head><meta charset='utf-8'><title>" + Esc(d.title) +
+                  "</title><style>body{font-family:sans-serif;max-width:980px;margin:24px auto;color:#222}"
+                  "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+                  ".ok{color:#2f855a;font-weight:bold}.bad{color:#c53030;font-weight:bold}.info{color:#666}"
+                  "figure{margin:16px 0}</style></head><body>";
+  h += "<h1>" + Esc(d.title) + "</h1>";
+  h += std::string("<p class='") + (d.pass ? "ok" : "bad") + "'>VERDICT: " +
+       (d.pass ? "PASS — every logical operation moved money exactly once" : "FAIL — see the rows marked DIFFERS") +
+       "</p>";
+  h += "<h2>Verdict</h2><table><tr><th>check</th><th>value</th><th>expected</th><th>result</th><th>source</th></tr>";
+  for (const auto& r : d.verdict) {
+    std::string cls = r.expected.empty() ? "info" : (r.ok ? "ok" : "bad");
+    std::string res = r.expected.empty() ? "info" : (r.ok ? "ok" : "DIFFERS");
+    h += "<tr><td>" + Esc(r.name) + "</td><td>" + Esc(r.value) + "</td><td>" + Esc(r.expected) + "</td><td class='" +
+         cls + "'>" + res + "</td><td>" + Esc(r.source) + "</td></tr>";
+  }
+  h += "</table><h2>Scenario steps</h2><table><tr><th>step</th><th>result</th><th>evidence</th></tr>";
+  for (const auto& s : d.steps)
+    h += "<tr><td>" + Esc(s.name) + "</td><td class='" + (s.ok ? "ok'>ok" : "bad'>FAIL") + "</td><td>" +
+         Esc(s.detail) + "</td></tr>";
+  h += "</table>";
+  h += "<h2>Retries</h2><figure>" + SvgHistogram(d.retry_delays_ms, 30, 0, "Chosen wait before each retry", "ms") +
+       "</figure>";
+  h += "<figure>" + SvgBars(d.attempts_per_operation, "Attempts per client call", "attempts") + "</figure>";
+  if (!d.jitter_delays_ms.empty())
+    h += "<figure>" +
+         SvgHistogram(d.jitter_delays_ms, 10, d.jitter_window_ms,
+                      "Synchronized failures: first-retry waits (full jitter over [0, " + Num(d.jitter_window_ms) + " ms))",
+                      "ms") +
+         "</figure>";
+  std::vector<std::pair<double, double>> backlog, age, rate;
+  for (size_t i = 0; i < d.timeline.size(); ++i) {
+    const auto& p = d.timeline[i];
+    backlog.emplace_back(p.t, p.outbox_backlog);
+    age.emplace_back(p.t, p.outbox_oldest_age_s);
+    if (i > 0) {
+      double dt = p.t - d.timeline[i - 1].t;
+      if (dt > 0) rate.emplace_back(p.t, (p.effects_total - d.timeline[i - 1].effects_total) / dt);
+    }
+  }
+  h += "<h2>Outbox and ledger over time</h2><figure>" +
+       SvgLines({{"outbox backlog (rows)", backlog}}, "Outbox backlog", "seconds since start") + "</figure>";
+  h += "<figure>" + SvgLines({{"oldest unpublished row (s)", age}}, "Outbox lag", "seconds since start") + "</figure>";
+  h += "<figure>" + SvgLines({{"ledger effects per second", rate}}, "Effects applied per second", "seconds since start") +
+       "</figure>";
+  if (!d.notes.empty()) {
+    h += "<h2>Notes</h2><ul>";
+    for (const auto& n : d.notes) h += "<li>" + Esc(n) + "</li>";
+    h += "</ul>";
+  }
+  h += "<p>Files: transcript.jsonl (one line per client attempt), metrics/*.prom (final /metrics of each "
+       "process), logs/*.log, verdict.json.</p></body></html>";
+  return h;
+}
+
+}  // namespace paypath::chaos

@@ -1,0 +1,53 @@
+// A short proof run inside `make test`: 200 operations with every fault (duplicates, concurrent
+// duplicates, eaten responses, a relay crash after publish, a consumer crash after commit), judged by the
+// run's own verdict, which this test then re-checks from the report it wrote.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "testing.h"
+
+namespace paypath {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(ProveRun, TwoHundredOperationsWithEveryFaultAreAppliedExactlyOnce) {
+  std::string report = "/tmp/paypath-prove-test-report";
+  std::string out;
+  int st = testing::RunShell(testing::PaypathBinary() + " prove --operations 200 --concurrency 16 --database "
+                             "pp_prove_test --report " + report, &out);
+  std::string tail = out.size() > 6000 ? out.substr(out.size() - 6000) : out;
+  ASSERT_EQ(st, 0) << tail;
+  EXPECT_NE(out.find("VERDICT: PASS"), std::string::npos) << tail;
+  std::string verdict = ReadFile(report + "/verdict.json");
+  // 200 operations + 3 scenario steps that each create one charge.
+  EXPECT_NE(verdict.find("\"pass\":true"), std::string::npos) << verdict;
+  EXPECT_NE(verdict.find("\"charges_in_db\":203"), std::string::npos) << verdict;
+  EXPECT_NE(verdict.find("\"ledger_effects\":203"), std::string::npos) << verdict;
+  EXPECT_NE(verdict.find("\"relay_crashes\":1"), std::string::npos) << verdict;
+  EXPECT_NE(verdict.find("\"consumer_crashes\":1"), std::string::npos) << verdict;
+  EXPECT_EQ(verdict.find("\"responses_eaten\":0"), std::string::npos) << verdict;
+  // The data itself, independent of the prover: one debit and one credit per charge.
+  std::string db = testing::PgUrl();
+  db = db.substr(0, db.rfind('/') + 1) + "pp_prove_test";
+  EXPECT_EQ(testing::QueryScalar(db, "SELECT count(*) FROM charges"), "203");
+  EXPECT_EQ(testing::QueryScalar(db, "SELECT count(*) FROM (SELECT charge_id FROM ledger_entries GROUP BY charge_id "
+                                     "HAVING count(*) FILTER (WHERE direction='debit') = 1 AND "
+                                     "count(*) FILTER (WHERE direction='credit') = 1) x"),
+            "203");
+  std::string html = ReadFile(report + "/report.html");
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);  // self-contained
+  EXPECT_FALSE(ReadFile(report + "/transcript.jsonl").empty());
+  EXPECT_NE(ReadFile(report + "/metrics/api.prom").find("paypath_charges_created_total"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace paypath
