@@ -27,11 +27,15 @@ stack: deps
 test: build stack
 	set -a && . ./$(ENVFILE) && cd $(BUILD) && ctest --output-on-failure --timeout 900
 
-# The main job. Until the proof run lands (issue 4) this is the end-to-end demo of the charges API.
+# The main job: 1000 logical charges through api, fault proxy, relay and consumer with duplicates, lost
+# responses and crashes injected; prints the verdict and writes report/ (report.html, transcript, metrics).
+PROVE_ARGS ?=
 prove: build stack
-	set -a && . ./$(ENVFILE) && bash scripts/demo.sh $(BUILD)/paypath
+	set -a && . ./$(ENVFILE) && $(BUILD)/paypath prove --report report $(PROVE_ARGS)
 
-demo: prove
+# A short curl-style demo of the API: created, 409 in flight, replay, 422.
+demo: build stack
+	set -a && . ./$(ENVFILE) && bash scripts/demo.sh $(BUILD)/paypath
 
 down:
 	$(STACK) down
