@@ -71,8 +71,11 @@ HttpResponse InFlight(std::string detail) {
   return r;
 }
 
-HttpResponse Mismatch() {
+HttpResponse Mismatch(const std::string& tenant) {
   M().mismatch.Inc();
+  // Operators trace a 422 spike to its caller by tenant (the key itself is the caller's, not a secret, but
+  // one line per 422 with the key would let a misbehaving client flood the logs with its own strings).
+  log::Info("idempotency_key_reused", {{"tenant", tenant}});
   return RenderProblem({422, "idempotency-key-reused", "Idempotency key reused",
                         "this Idempotency-Key was already used with a different request (method, path or body)"});
 }
@@ -194,7 +197,7 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
     case store::HotTier::Lookup::kHit:
       M().cache_hit.Inc();
       if (DecideCompleted(cached, fingerprint) == Decision::kReplay) return Replay(cached);
-      return Mismatch();
+      return Mismatch(*tenant);
     case store::HotTier::Lookup::kMiss:
       M().cache_miss.Inc();
       break;
@@ -215,7 +218,7 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
       hot_.Put(*tenant, key.value(), claim->existing);
       return Replay(claim->existing);
     case Decision::kMismatch:
-      return Mismatch();
+      return Mismatch(*tenant);
     case Decision::kInFlight:
       return InFlight("a request with this Idempotency-Key is still in progress");
     case Decision::kProceed:

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <fstream>
 #include <thread>
 
 #include "api/charges.h"
@@ -16,6 +17,7 @@
 #include "common/config.h"
 #include "common/failpoints.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "http/server.h"
 #include "store/hot_tier.h"
 #include "store/idempotency_store.h"
@@ -35,6 +37,7 @@ struct ApiFlags {
   int64_t retention_s = 24 * 3600;
   int64_t purge_interval_ms = 60000;
   bool migrate = true;
+  std::string final_metrics;
 };
 
 // Signals end the serve loop; the waiting thread is woken through this flag and condition variable.
@@ -148,7 +151,11 @@ int RunApi(const ApiFlags& f) {
   }
   g_stop_cv.notify_all();
   purger.join();
-  server.value().reset();
+  server.value().reset();  // in-flight requests finish first
+  if (!f.final_metrics.empty()) {
+    // A supervisor that stops us still learns the counts incremented after its last scrape.
+    std::ofstream(f.final_metrics) << metrics::Registry::Default().Render();
+  }
   return 0;
 }
 
@@ -170,6 +177,7 @@ void AddCommands(CLI::App& app) {
   api->add_option("--purge-interval-ms", flags->purge_interval_ms, "How often the retention loop runs, ms")
       ->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{3600000}));
   api->add_flag("!--no-migrate", flags->migrate, "Do not apply the schema at start");
+  api->add_option("--final-metrics", flags->final_metrics, "On a graceful stop, write the final /metrics text here");
   api->callback([flags] { cli::SetExitCode(RunApi(*flags)); });
 
   auto pg_url = std::make_shared<std::string>();

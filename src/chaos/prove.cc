@@ -1,5 +1,8 @@
 #include "chaos/prove.h"
+#include "chaos/prove_internal.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,16 +31,6 @@
 #include "store/schema.h"
 
 namespace paypath::chaos {
-namespace {
-
-struct Env {
-  ProveOptions opt;
-  std::string db_url;
-  std::string queue;
-  std::string tenant;
-  std::string api_key;
-  int api_port = 0, proxy_port = 0, proxy_metrics_port = 0, relay_port = 0, consumer_port = 0;
-};
 
 std::string Hp(int port) { return "127.0.0.1:" + std::to_string(port); }
 
@@ -73,6 +66,8 @@ client::ClientOptions ProveClientOptions(const std::string& call_site) {
   o.deadline = std::chrono::milliseconds(30000);
   return o;
 }
+
+namespace {
 
 Result<std::string> FreshDatabase(const ProveOptions& o) {
   auto admin = store::PgConn::Connect(o.pg_url, "paypath-prove");
@@ -260,36 +255,59 @@ int RunProve(const ProveOptions& o) {
     client_metrics = std::move(ms.value());
   }
 
+  // Ctrl-C or SIGTERM must not orphan the children (they run in their own process groups): a thread waits
+  // for the signal, stops every child, and ends the run. Blocked here, before any thread starts.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return 2;
   self[n] = '\0';
   Supervisor sup(self, o.report_dir + "/logs", clock);
+  std::thread([&sup, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log::Warn("prove_interrupted", {{"signal", sig}});
+    sup.StopAll();
+    std::_Exit(128 + sig);
+  }).detach();
 
+  const bool is_default = o.scenario == "default";
   std::map<std::string, std::string> no_faults;
+  // The default run crashes the relay and the consumer once each; the named scenarios inject their own
+  // fault (an api outage, a broker outage) and nothing else, so their figures show that fault alone.
+  std::map<std::string, std::string> relay_faults, consumer_faults;
+  if (is_default && o.crash_relay) relay_faults["PAYPATH_FAILPOINTS"] = "relay.after_publish=crash@3";
+  if (is_default && o.crash_consumer) consumer_faults["PAYPATH_FAILPOINTS"] = "consumer.after_commit=crash@5";
+  e.api = {"api",
+           {"api", "--pg-url", e.db_url, "--redis-url", o.redis_url, "--api-keys", o.api_keys, "--listen",
+            Hp(e.api_port), "--no-migrate", "--final-metrics", o.report_dir + "/logs/api.final.prom"},
+           no_faults, no_faults, Hp(e.api_port), "/readyz", o.report_dir + "/logs/api.final.prom"};
+  std::vector<std::string> relay_args = {"relay", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue,
+                                         "--metrics-listen", Hp(e.relay_port)};
+  if (o.scenario == "backlog") {
+    // A burst of a tenth of a second's worth: the drain shows the configured rate, not the burst.
+    for (const std::string& a : {std::string("--rate"), std::to_string(o.relay_rate), std::string("--burst"),
+                                 std::to_string(std::max(1.0, o.relay_rate / 10))})
+      relay_args.push_back(a);
+  }
+  e.relay = {"relay", relay_args, relay_faults, no_faults, Hp(e.relay_port), "/healthz"};
   bool started =
-      sup.Start({"api",
-                 {"api", "--pg-url", e.db_url, "--redis-url", o.redis_url, "--api-keys", o.api_keys, "--listen",
-                  Hp(e.api_port), "--no-migrate"},
-                 no_faults, no_faults, Hp(e.api_port), "/readyz"}) &&
+      sup.Start(e.api) &&
       sup.Start({"proxy",
                  {"proxy", "--listen", Hp(e.proxy_port), "--upstream", Hp(e.api_port), "--eat-response",
-                  std::to_string(o.eat_response), "--seed", std::to_string(o.seed), "--metrics-listen",
-                  Hp(e.proxy_metrics_port)},
+                  std::to_string(is_default ? o.eat_response : 0.0), "--seed", std::to_string(o.seed),
+                  "--metrics-listen", Hp(e.proxy_metrics_port)},
                  no_faults, no_faults, Hp(e.proxy_metrics_port), "/healthz"}) &&
-      sup.Start({"relay",
-                 {"relay", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue, "--metrics-listen",
-                  Hp(e.relay_port)},
-                 o.crash_relay ? std::map<std::string, std::string>{{"PAYPATH_FAILPOINTS", "relay.after_publish=crash@3"}}
-                               : no_faults,
-                 no_faults, Hp(e.relay_port), "/healthz"}) &&
+      sup.Start(e.relay) &&
       sup.Start({"consumer",
                  {"consumer", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue, "--metrics-listen",
                   Hp(e.consumer_port)},
-                 o.crash_consumer
-                     ? std::map<std::string, std::string>{{"PAYPATH_FAILPOINTS", "consumer.after_commit=crash@5"}}
-                     : no_faults,
-                 no_faults, Hp(e.consumer_port), "/healthz"});
+                 consumer_faults, no_faults, Hp(e.consumer_port), "/healthz"});
   if (!started) {
     log::Error("prove_setup", {{"error", "a process did not become ready; see " + o.report_dir + "/logs"}});
     return 2;
@@ -302,8 +320,9 @@ int RunProve(const ProveOptions& o) {
 
   // The sampler: scrapes every process and samples the outbox and ledger every 250 ms for the report.
   ReportData report;
-  report.title = "paypath proof run: " + std::to_string(o.operations) + " operations, concurrency " +
-                 std::to_string(o.concurrency);
+  report.title = is_default ? "paypath proof run: " + std::to_string(o.operations) + " operations, concurrency " +
+                                   std::to_string(o.concurrency)
+                             : "paypath proof run: scenario " + o.scenario;
   std::atomic<bool> sampling{true};
   std::mutex timeline_mu;
   auto t0 = clock.Now();
@@ -340,85 +359,98 @@ int RunProve(const ProveOptions& o) {
   client::RetryingClient direct(direct_t, clock, rng, ProveClientOptions("prove_direct"), nullptr,
                                 transcript.value().get());
 
-  int logical = 0;
-  report.steps.push_back(StepSimultaneous(e, clock, rng, db));
-  logical++;
-  report.steps.push_back(StepChangedBody(e, direct, db, rng));
-  logical++;
-  report.steps.push_back(StepRetryAfter(e, clock, rng, pool));
-  logical++;
-  report.steps.push_back(StepJitter(clock, rng, &report.jitter_delays_ms, &report.jitter_window_ms));
+  int logical = 0, unanswered = 0, settled = 0, duplicates_n = 0;
+  RunContext ctx{o, e, sup, clock, rng, db, report, timeline_mu};
+  if (o.scenario == "outage") {
+    logical = RunOutageScenario(ctx, t0);
+  } else if (o.scenario == "backlog") {
+    logical = RunBacklogScenario(ctx, t0);
+  } else {
+    report.steps.push_back(StepSimultaneous(e, clock, rng, db));
+    logical++;
+    report.steps.push_back(StepChangedBody(e, direct, db, rng));
+    logical++;
+    report.steps.push_back(StepRetryAfter(e, clock, rng, pool));
+    logical++;
+    report.steps.push_back(StepJitter(clock, rng, &report.jitter_delays_ms, &report.jitter_window_ms));
 
-  // The main workload.
-  struct Op {
-    client::ChargeRequest req;
-    int dup = 0;  // 0 none, 1 again afterwards, 2 twice at once
-    bool ok = false;
-  };
-  std::vector<Op> ops(o.operations);
-  const char* currencies[] = {"USD", "EUR", "GBP"};
-  for (int i = 0; i < o.operations; ++i) {
-    Op& op = ops[i];
-    op.req.account_id = "acct_" + std::to_string(i % 97);
-    op.req.amount = 100 + static_cast<int64_t>(rng.UniformInclusive(99900));
-    op.req.currency = currencies[i % 3];
-    // Keys are unique per run, not per seed: a seed repeats the faults, never an earlier run's keys.
-    op.req.idempotency_key = SystemRandom::Instance().Uuid4();
-    double u = rng.Uniform01();
-    op.dup = u < o.concurrent_duplicate_share ? 2 : (u < o.concurrent_duplicate_share + o.duplicate_share ? 1 : 0);
-  }
-  std::mutex attempts_mu;
-  auto record = [&](const client::CallResult& r) {
-    std::lock_guard lock(attempts_mu);
-    report.attempts_per_operation[r.attempts]++;
-  };
-  std::atomic<int> next{0}, duplicates_sent{0};
-  std::vector<std::thread> workers;
-  for (int w = 0; w < o.concurrency; ++w) {
-    workers.emplace_back([&] {
-      for (int i = next++; i < o.operations; i = next++) {
-        Op& op = ops[i];
-        if (op.dup == 2) {
-          std::barrier sync(2);
-          client::CallResult other;
-          std::thread twin([&] {
+    // The main workload.
+    struct Op {
+      client::ChargeRequest req;
+      int dup = 0;  // 0 none, 1 again afterwards, 2 twice at once
+      bool ok = false;
+    };
+    std::vector<Op> ops(o.operations);
+    const char* currencies[] = {"USD", "EUR", "GBP"};
+    for (int i = 0; i < o.operations; ++i) {
+      Op& op = ops[i];
+      op.req.account_id = "acct_" + std::to_string(i % 97);
+      op.req.amount = 100 + static_cast<int64_t>(rng.UniformInclusive(99900));
+      op.req.currency = currencies[i % 3];
+      // Keys are unique per run, not per seed: a seed repeats the faults, never an earlier run's keys.
+      op.req.idempotency_key = SystemRandom::Instance().Uuid4();
+      double u = rng.Uniform01();
+      op.dup = u < o.concurrent_duplicate_share ? 2 : (u < o.concurrent_duplicate_share + o.duplicate_share ? 1 : 0);
+    }
+    std::mutex attempts_mu;
+    auto record = [&](const client::CallResult& r) {
+      std::lock_guard lock(attempts_mu);
+      report.attempts_per_operation[r.attempts]++;
+    };
+    std::atomic<int> next{0}, duplicates_sent{0};
+    std::vector<std::thread> workers;
+    for (int w = 0; w < o.concurrency; ++w) {
+      workers.emplace_back([&] {
+        for (int i = next++; i < o.operations; i = next++) {
+          Op& op = ops[i];
+          if (op.dup == 2) {
+            std::barrier sync(2);
+            client::CallResult other;
+            std::thread twin([&] {
+              sync.arrive_and_wait();
+              other = cl.Charge(op.req, e.api_key);
+            });
             sync.arrive_and_wait();
-            other = cl.Charge(op.req, e.api_key);
-          });
-          sync.arrive_and_wait();
-          client::CallResult mine = cl.Charge(op.req, e.api_key);
-          twin.join();
-          record(mine);
-          record(other);
-          duplicates_sent++;
-          op.ok = mine.ok() || other.ok();
-        } else {
-          client::CallResult r = cl.Charge(op.req, e.api_key);
-          record(r);
-          op.ok = r.ok();
-          if (op.dup == 1) {
-            client::CallResult again = cl.Charge(op.req, e.api_key);
-            record(again);
+            client::CallResult mine = cl.Charge(op.req, e.api_key);
+            twin.join();
+            record(mine);
+            record(other);
             duplicates_sent++;
-            op.ok = op.ok || again.ok();
+            op.ok = mine.ok() || other.ok();
+          } else {
+            client::CallResult r = cl.Charge(op.req, e.api_key);
+            record(r);
+            op.ok = r.ok();
+            if (op.dup == 1) {
+              client::CallResult again = cl.Charge(op.req, e.api_key);
+              record(again);
+              duplicates_sent++;
+              op.ok = op.ok || again.ok();
+            }
           }
         }
-      }
-    });
-  }
-  for (auto& w : workers) w.join();
-  // A call that ended without an answer may or may not have charged; the same key settles it.
-  int settled = 0;
-  for (int round = 0; round < 5; ++round) {
-    for (Op& op : ops) {
-      if (op.ok) continue;
-      client::CallResult r = direct.Charge(op.req, e.api_key);
-      op.ok = r.ok();
-      settled++;
+      });
     }
+    for (auto& w : workers) w.join();
+    // A call that ended without an answer may or may not have charged; the same key settles it.
+    for (int round = 0; round < 5; ++round) {
+      for (Op& op : ops) {
+        if (op.ok) continue;
+        client::CallResult r = direct.Charge(op.req, e.api_key);
+        op.ok = r.ok();
+        settled++;
+      }
+    }
+    logical += o.operations;
+    unanswered = static_cast<int>(std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.ok; }));
+
+    duplicates_n = duplicates_sent.load();
   }
-  logical += o.operations;
-  int unanswered = static_cast<int>(std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.ok; }));
+  if (logical < 0) {
+    sampling.store(false);
+    sampler.join();
+    return 2;
+  }
 
   // Quiescence: everything committed has been published and applied.
   auto deadline = clock.Now() + std::chrono::seconds(o.quiesce_timeout_s);
@@ -462,9 +494,13 @@ int RunProve(const ProveOptions& o) {
   double eaten = metric(proxy_m, "paypath_proxy_responses_eaten_total");
   const std::string L = std::to_string(logical);
 
+  // The scenario's own rows (if any) go after the common ones.
+  std::vector<VerdictRow> scenario_rows = std::move(report.verdict);
+  report.verdict.clear();
   auto& v = report.verdict;
-  v.push_back({"logical operations", L, "", true, "the run's plan (" + std::to_string(o.operations) +
-                                                     " + 3 scenario steps)"});
+  v.push_back({"logical operations", L, "", true,
+               is_default ? "the run's plan (" + std::to_string(o.operations) + " + 3 scenario steps)"
+                          : "the scenario's plan"});
   v.push_back({"charges created", s(charges_metric), L, charges_metric == logical, "api /metrics paypath_charges_created_total"});
   v.push_back({"charges in PostgreSQL", std::to_string(charges_db), L, charges_db == logical, "SELECT count(*) FROM charges"});
   v.push_back({"ledger effects applied", std::to_string(effects_db), L, effects_db == logical,
@@ -476,24 +512,26 @@ int RunProve(const ProveOptions& o) {
                "api /metrics"});
   v.push_back({"409 in flight", s(metric(api_m, "paypath_idempotency_requests_total{outcome=\"conflict\"}")), "", true,
                "api /metrics"});
-  v.push_back({"422 changed body", s(metric(api_m, "paypath_idempotency_requests_total{outcome=\"mismatch\"}")), "1",
-               metric(api_m, "paypath_idempotency_requests_total{outcome=\"mismatch\"}") == 1, "api /metrics"});
-  v.push_back({"responses eaten by the proxy", s(eaten), o.eat_response > 0 ? "> 0" : "",
-               o.eat_response <= 0 || eaten > 0, "proxy /metrics"});
-  v.push_back({"deliberate duplicates sent", std::to_string(duplicates_sent.load()), "", true, "the run's plan"});
-  v.push_back({"inbox duplicates absorbed", s(metric(consumer_m, "paypath_inbox_duplicates_total")),
-               o.crash_relay ? ">= 1" : "", !o.crash_relay || metric(consumer_m, "paypath_inbox_duplicates_total") >= 1,
-               "consumer /metrics (a relay republish after its crash lands here)"});
-  v.push_back({"relay publishes (incl. republishes)", s(metric(relay_m, "paypath_outbox_published_total")), "", true,
-               "relay /metrics"});
-  v.push_back({"relay crashes (after publish, before mark)", std::to_string(sup.Crashes("relay")),
-               o.crash_relay ? "1" : "0", sup.Crashes("relay") == (o.crash_relay ? 1 : 0), "supervisor"});
-  v.push_back({"consumer crashes (after commit, before ack)", std::to_string(sup.Crashes("consumer")),
-               o.crash_consumer ? "1" : "0", sup.Crashes("consumer") == (o.crash_consumer ? 1 : 0), "supervisor"});
-  v.push_back({"api and proxy crashes", std::to_string(sup.Crashes("api") + sup.Crashes("proxy")), "0",
-               sup.Crashes("api") + sup.Crashes("proxy") == 0, "supervisor"});
-  v.push_back({"operations without a final answer", std::to_string(unanswered), "0", unanswered == 0,
-               "client (after " + std::to_string(settled) + " settling calls with the same keys)"});
+  if (is_default) {
+    v.push_back({"422 changed body", s(metric(api_m, "paypath_idempotency_requests_total{outcome=\"mismatch\"}")), "1",
+                 metric(api_m, "paypath_idempotency_requests_total{outcome=\"mismatch\"}") == 1, "api /metrics"});
+    v.push_back({"responses eaten by the proxy", s(eaten), o.eat_response > 0 ? "> 0" : "",
+                 o.eat_response <= 0 || eaten > 0, "proxy /metrics"});
+    v.push_back({"deliberate duplicates sent", std::to_string(duplicates_n), "", true, "the run's plan"});
+    v.push_back({"inbox duplicates absorbed", s(metric(consumer_m, "paypath_inbox_duplicates_total")),
+                 o.crash_relay ? ">= 1" : "", !o.crash_relay || metric(consumer_m, "paypath_inbox_duplicates_total") >= 1,
+                 "consumer /metrics (a relay republish after its crash lands here)"});
+    v.push_back({"relay publishes (incl. republishes)", s(metric(relay_m, "paypath_outbox_published_total")), "", true,
+                 "relay /metrics"});
+    v.push_back({"relay crashes (after publish, before mark)", std::to_string(sup.Crashes("relay")),
+                 o.crash_relay ? "1" : "0", sup.Crashes("relay") == (o.crash_relay ? 1 : 0), "supervisor"});
+    v.push_back({"consumer crashes (after commit, before ack)", std::to_string(sup.Crashes("consumer")),
+                 o.crash_consumer ? "1" : "0", sup.Crashes("consumer") == (o.crash_consumer ? 1 : 0), "supervisor"});
+    v.push_back({"api and proxy crashes", std::to_string(sup.Crashes("api") + sup.Crashes("proxy")), "0",
+                 sup.Crashes("api") + sup.Crashes("proxy") == 0, "supervisor"});
+    v.push_back({"operations without a final answer", std::to_string(unanswered), "0", unanswered == 0,
+                 "client (after " + std::to_string(settled) + " settling calls with the same keys)"});
+  }
   v.push_back({"quiescence reached", quiet ? "yes" : "no", "yes", quiet, "outbox empty and every charge posted"});
   if (audit.ok()) {
     for (const auto& c : audit->checks) {
@@ -505,6 +543,7 @@ int RunProve(const ProveOptions& o) {
     v.push_back({"audit", audit.error().ToString(), "ran", false, "paypath audit"});
   }
 
+  v.insert(v.end(), scenario_rows.begin(), scenario_rows.end());
   report.pass = true;
   for (const auto& row : v)
     if (!row.ok) report.pass = false;

@@ -27,6 +27,16 @@ struct ProveOptions {
   int quiesce_timeout_s = 180;
   // host:port serving the in-process client's metrics (paypath_client_*) during the run; empty: none.
   std::string metrics_listen;
+
+  // "default": the run above. "outage": the api is stopped for a while under an offered load, once with the
+  // retry budget and once without, to show retries staying bounded vs amplifying. "backlog": the broker is
+  // stopped while `backlog_charges` charges are accepted, then started; the drain is shown with the relay's
+  // rate limit and again without it.
+  std::string scenario = "default";
+  double outage_rate = 250;      // outage: offered charges per second in each phase
+  double outage_seconds = 2;     // outage: how long the api is down in each phase
+  int backlog_charges = 18000;   // backlog: charges accepted while the broker is down, per phase
+  double relay_rate = 1000;      // backlog: the relay's token-bucket rate in the rate-limited phase
 };
 
 // Runs the proof. Returns the process exit code: 0 when the verdict holds, 1 when any count differs or

@@ -36,6 +36,16 @@ void AddProveCommand(CLI::App& app) {
   cmd->add_option("--quiesce-timeout", o->quiesce_timeout_s, "Seconds to wait for the ledger to catch up")
       ->capture_default_str();
   cmd->add_option("--metrics-listen", o->metrics_listen, "host:port serving the client's /metrics during the run");
+  cmd->add_option("--scenario", o->scenario, "default | outage | backlog")->capture_default_str()
+      ->check(CLI::IsMember({"default", "outage", "backlog"}));
+  cmd->add_option("--outage-rate", o->outage_rate, "outage: offered charges per second")->capture_default_str()
+      ->check(CLI::Range(1.0, 100000.0));
+  cmd->add_option("--outage-seconds", o->outage_seconds, "outage: seconds the api is down")->capture_default_str()
+      ->check(CLI::Range(0.1, 600.0));
+  cmd->add_option("--backlog-charges", o->backlog_charges, "backlog: charges accepted while the broker is down")
+      ->capture_default_str()->check(CLI::Range(1, 1000000));
+  cmd->add_option("--relay-rate", o->relay_rate, "backlog: relay rate limit, events per second")
+      ->capture_default_str()->check(CLI::Range(1.0, 1000000.0));
   cmd->callback([o] { cli::SetExitCode(RunProve(*o)); });
 }
 

@@ -192,6 +192,7 @@ std::string RenderHtml(const ReportData& d) {
   h += "<figure>" + SvgLines({{"oldest unpublished row (s)", age}}, "Outbox lag", "seconds since start") + "</figure>";
   h += "<figure>" + SvgLines({{"ledger effects per second", rate}}, "Effects applied per second", "seconds since start") +
        "</figure>";
+  for (const auto& [heading, svg] : d.figures) h += "<h2>" + Esc(heading) + "</h2><figure>" + svg + "</figure>";
   if (!d.notes.empty()) {
     h += "<h2>Notes</h2><ul>";
     for (const auto& n : d.notes) h += "<li>" + Esc(n) + "</li>";

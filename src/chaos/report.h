@@ -40,6 +40,8 @@ struct ReportData {
   double jitter_window_ms = 0;
   std::vector<TimePoint> timeline;
   std::vector<std::string> notes;
+  // Scenario-specific charts: (heading, inline SVG).
+  std::vector<std::pair<std::string, std::string>> figures;
 };
 
 std::string RenderVerdictTable(const ReportData& d);

@@ -7,6 +7,10 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
 #include "client/http_transport.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -70,6 +74,10 @@ int Supervisor::Spawn(const ChildSpec& spec, bool restarted) {
   if (pid == 0) {
     // Child: its own process group, so a terminal's Ctrl-C reaches only the prover, which stops us.
     setpgid(0, 0);
+    // The prover blocks SIGINT/SIGTERM in its threads (it waits for them); children must not inherit that.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     unsetenv("PAYPATH_FAILPOINTS");
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -99,12 +107,14 @@ bool Supervisor::WaitReady(const ChildSpec& spec, std::chrono::milliseconds time
 }
 
 bool Supervisor::Start(const ChildSpec& spec, std::chrono::milliseconds ready_timeout) {
-  auto child = std::make_unique<Child>();
-  child->spec = spec;
-  child->pid = Spawn(spec, false);
   {
     std::lock_guard lock(mu_);
-    children_[spec.name] = std::move(child);
+    auto& slot = children_[spec.name];
+    // Starting a name again (after Stop) keeps its banked metrics and crash count: one logical process.
+    if (!slot) slot = std::make_unique<Child>();
+    slot->spec = spec;
+    slot->stopping = false;
+    slot->pid = Spawn(spec, false);
   }
   bool ok = WaitReady(spec, ready_timeout);
   if (!ok) log::Error("child_not_ready", {{"child", spec.name}});
@@ -133,6 +143,13 @@ void Supervisor::Stop(const std::string& name, std::chrono::milliseconds grace) 
   }
   std::lock_guard lock(mu_);
   auto& c = children_[name];
+  if (!c->spec.final_metrics_path.empty()) {
+    std::ifstream in(c->spec.final_metrics_path);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!text.str().empty()) c->last = metrics::ParseText(text.str());
+    std::remove(c->spec.final_metrics_path.c_str());
+  }
   for (const auto& [k, v] : c->last) c->banked[k] += v;
   c->last.clear();
   c->pid = -1;

@@ -28,6 +28,8 @@ struct ChildSpec {
   std::map<std::string, std::string> restart_env;  // replaces `env` after the first crash
   std::string metrics_hostport;             // "127.0.0.1:port" serving /metrics; empty: none
   std::string ready_path = "/healthz";      // polled on metrics_hostport until 200 after each start
+  // Where the child writes its final /metrics on a graceful stop (api --final-metrics); read by Stop().
+  std::string final_metrics_path;
 };
 
 class Supervisor {
@@ -36,7 +38,8 @@ class Supervisor {
   Supervisor(std::string binary, std::string log_dir, Clock& clock);
   ~Supervisor();  // stops every child
 
-  // Starts the child and waits (up to `ready_timeout`) until its ready_path answers 200.
+  // Starts the child and waits (up to `ready_timeout`) until its ready_path answers 200. Starting a name
+  // that was stopped before continues its metric totals and crash count.
   bool Start(const ChildSpec& spec, std::chrono::milliseconds ready_timeout = std::chrono::seconds(30));
   // SIGTERM, then SIGKILL after `grace`; not counted as a crash and not restarted.
   void Stop(const std::string& name, std::chrono::milliseconds grace = std::chrono::seconds(5));
@@ -49,7 +52,8 @@ class Supervisor {
   void Scrape();
 
   int Crashes(const std::string& name);
-  // Metric totals over all incarnations of `name` ("series{labels}" -> value).
+  // Counter totals over all incarnations of `name` ("series{labels}" -> value). Gauges are summed too and
+  // are meaningful only from LastScrapeText.
   std::map<std::string, double> Totals(const std::string& name);
   // The last raw /metrics text of the current incarnation.
   std::string LastScrapeText(const std::string& name);
