@@ -12,6 +12,7 @@ all: build
 
 deps:
 	bash scripts/deps.sh
+	bash scripts/npm-deps.sh
 
 build: deps
 	@mkdir -p $(BUILD)
