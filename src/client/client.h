@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "client/backoff.h"
+#include "common/backoff.h"
 #include "client/retry_budget.h"
 #include "client/retry_policy.h"
 #include "client/transcript.h"

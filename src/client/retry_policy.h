@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-#include "client/backoff.h"
+#include "common/backoff.h"
 #include "client/retry_budget.h"
 #include "client/transport.h"
 #include "common/random.h"

@@ -5,7 +5,7 @@
 #include "common/failpoints.h"
 #include "common/log.h"
 #include "ledger/postings.h"
-#include "outbox/backoff.h"
+#include "common/backoff.h"
 #include "outbox/worker.h"
 
 namespace paypath::ledger {
@@ -215,7 +215,7 @@ Result<int> Consumer::RunOnce() {
 }
 
 Status Consumer::Run(const std::atomic<bool>& stop) {
-  outbox::Backoff backoff(random_, opt_.backoff_base, opt_.backoff_cap);
+  BackoffSequence backoff(random_, opt_.backoff_base, opt_.backoff_cap);
   log::Info("consumer_started", {{"queue", opt_.topology.queue},
                                  {"prefetch", static_cast<int>(opt_.prefetch)},
                                  {"batch", opt_.batch}});

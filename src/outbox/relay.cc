@@ -181,7 +181,7 @@ Status Relay::UpdateBacklogMetrics() {
 }
 
 Status Relay::Run(const std::atomic<bool>& stop) {
-  Backoff backoff(random_, opt_.backoff_base, opt_.backoff_cap);
+  BackoffSequence backoff(random_, opt_.backoff_base, opt_.backoff_cap);
   auto next_purge = clock_.Now();
   auto next_stats = clock_.Now();
   // Wait for ~50 ms worth of tokens when rate limited, so the relay publishes in chunks of rate/20 instead

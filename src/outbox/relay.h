@@ -26,7 +26,7 @@
 #include "common/random.h"
 #include "common/result.h"
 #include "outbox/amqp.h"
-#include "outbox/backoff.h"
+#include "common/backoff.h"
 #include "outbox/token_bucket.h"
 #include "outbox/topology.h"
 #include "store/pg.h"

@@ -1,10 +1,10 @@
-#include "client/backoff.h"
+#include "common/backoff.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-namespace paypath::client {
+namespace paypath {
 namespace {
 
 using std::chrono::milliseconds;
@@ -52,5 +52,35 @@ TEST(Backoff, DrawsExactlyOneRandomValuePerDelay) {
   EXPECT_EQ(b.Delay(3, r), milliseconds(0));  // queue empty: the fallback 0 shows both draws were used
 }
 
+TEST(BackoffSequence, WindowStartsAtBaseAndDoublesUpToCap) {
+  // Draws just below 1 expose each window: floor(0.9999999 * ceiling) = ceiling - 1.
+  FakeRandom r;
+  for (int i = 0; i < 6; ++i) r.PushUniform(0.9999999);
+  BackoffSequence b(r, milliseconds(100), milliseconds(1000));
+  std::vector<int64_t> got;
+  for (int i = 0; i < 6; ++i) got.push_back(b.Next().count());
+  EXPECT_EQ(got, (std::vector<int64_t>{99, 199, 399, 799, 999, 999}));
+}
+
+TEST(BackoffSequence, ResetStartsOverFromBase) {
+  FakeRandom r;
+  for (double u : {0.5, 0.5, 0.5}) r.PushUniform(u);
+  BackoffSequence b(r, milliseconds(100), milliseconds(5000));
+  EXPECT_EQ(b.Next(), milliseconds(50));
+  EXPECT_EQ(b.Next(), milliseconds(100));
+  EXPECT_EQ(b.attempt(), 2);
+  b.Reset();
+  EXPECT_EQ(b.attempt(), 0);
+  EXPECT_EQ(b.Next(), milliseconds(50));
+}
+
+TEST(BackoffSequence, HugeAttemptCountsStayAtTheCap) {
+  FakeRandom r;
+  BackoffSequence b(r, milliseconds(100), milliseconds(2000));
+  for (int i = 0; i < 2000; ++i) (void)b.Next();
+  r.PushUniform(0.5);
+  EXPECT_EQ(b.Next(), milliseconds(1000));
+}
+
 }  // namespace
-}  // namespace paypath::client
+}  // namespace paypath

@@ -9,11 +9,11 @@
 
 #include "common/random.h"
 
-namespace paypath::client {
+namespace paypath {
 
 class Backoff {
  public:
-  // base > 0 and cap >= base (callers validate; see ClientOptions::Validate).
+  // base > 0 and cap >= base (callers validate; see client::ClientOptions::Validate).
   Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap) : base_(base), cap_(cap) {}
 
   // The upper bound of the jitter window before retry n (n >= 1): min(cap, base * 2^n), overflow-safe.
@@ -28,4 +28,23 @@ class Backoff {
   std::chrono::milliseconds cap_;
 };
 
-}  // namespace paypath::client
+// The same full-jitter law as a sequence, for a worker that retries one thing until it works (the relay's
+// and the consumer's reconnect loops): the n-th consecutive failure waits Delay(n - 1), so the first wait
+// is drawn from [0, base). Not thread-safe.
+class BackoffSequence {
+ public:
+  BackoffSequence(Random& random, std::chrono::milliseconds base, std::chrono::milliseconds cap)
+      : random_(random), backoff_(base, cap) {}
+  // The delay before the next attempt; each call doubles the window until it reaches cap.
+  std::chrono::milliseconds Next();
+  // After a success: the next failure starts again from base.
+  void Reset() { attempt_ = 0; }
+  int attempt() const { return attempt_; }
+
+ private:
+  Random& random_;
+  const Backoff backoff_;
+  int attempt_ = 0;
+};
+
+}  // namespace paypath
