@@ -38,6 +38,10 @@ prove: build stack
 demo: build stack
 	set -a && . ./$(ENVFILE) && bash scripts/demo.sh $(BUILD)/paypath
 
+# Benchmarks against the limits of paypath's own dependencies; writes bench/results.md (~4-5 minutes).
+bench: build stack
+	set -a && . ./$(ENVFILE) && BUILD=$(BUILD) bash bench/run.sh
+
 down:
 	$(STACK) down
 

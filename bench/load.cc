@@ -1,0 +1,155 @@
+// pp_bench_load: the HTTP load generators wrk cannot be (bench/run.sh uses wrk for closed-loop figures).
+//
+//   pp_bench_load open --url U --api-key K --prefix P --rate R --duration S [--workers 64]
+//       Open loop: request i is due at start + i/R whatever happened to earlier ones (wrk2-style), each
+//       with a fresh Idempotency-Key "P-i". Latency is measured from the due time, not the send time, so
+//       a stalled server shows up as latency instead of silently lowering the offered load (coordinated
+//       omission). Workers take the next due request; with all workers busy, requests start late and that
+//       lateness counts. Prints one line: sent, ok (201), non201, failed (no response), offered and
+//       achieved rates, p50/p99/max latency in ms.
+//
+//   pp_bench_load seed --url U --api-key K --prefix P --count N [--workers 16]
+//       Closed loop: creates keys "P-0" .. "P-(N-1)" once each (used to make completed keys to replay).
+//       Exit 1 unless every request got a 201.
+//
+// Each request uses client::HttpTransport (a fresh connection per request, as paypath's own client does).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/http_transport.h"
+#include "common/clock.h"
+
+namespace {
+
+using namespace paypath;
+using Steady = std::chrono::steady_clock;
+
+// Same body as bench/charge_new.lua and the micro-benchmarks' typical case.
+constexpr const char* kBody = R"({"account_id":"acct_42","amount":2500,"currency":"EUR","description":"bench charge"})";
+
+struct Args {
+  std::string mode, url, api_key, prefix;
+  double rate = 1000, duration_s = 10;
+  int workers = 64, count = 1000;
+};
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: pp_bench_load open --url U --api-key K --prefix P --rate R --duration S [--workers W]\n"
+               "       pp_bench_load seed --url U --api-key K --prefix P --count N [--workers W]\n");
+  return 2;
+}
+
+bool ParseArgs(int argc, char** argv, Args& a) {
+  if (argc < 2) return false;
+  a.mode = argv[1];
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--url") a.url = v;
+    else if (k == "--api-key") a.api_key = v;
+    else if (k == "--prefix") a.prefix = v;
+    else if (k == "--rate") a.rate = std::atof(v.c_str());
+    else if (k == "--duration") a.duration_s = std::atof(v.c_str());
+    else if (k == "--workers") a.workers = std::atoi(v.c_str());
+    else if (k == "--count") a.count = std::atoi(v.c_str());
+    else return false;
+  }
+  return !a.url.empty() && !a.api_key.empty() && !a.prefix.empty() && a.rate > 0 && a.duration_s > 0 &&
+         a.workers > 0 && a.count > 0;
+}
+
+client::HttpRequest ChargeRequest(const Args& a, long i) {
+  client::HttpRequest r;
+  r.method = "POST";
+  r.target = "/v1/charges";
+  r.headers = {{"Authorization", "Bearer " + a.api_key},
+               {"Idempotency-Key", a.prefix + "-" + std::to_string(i)},
+               {"Content-Type", "application/json"}};
+  r.body = kBody;
+  return r;
+}
+
+struct Tally {
+  long ok = 0, non201 = 0, failed = 0;
+  std::vector<double> latency_ms;
+};
+
+double Percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  size_t k = static_cast<size_t>(p * (v.size() - 1) + 0.5);
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+int Run(const Args& a, bool open_loop) {
+  auto url = client::ParseHttpUrl(a.url);
+  if (!url.ok()) {
+    std::fprintf(stderr, "pp_bench_load: %s\n", url.error().ToString().c_str());
+    return 2;
+  }
+  client::HttpTransport transport(url.value(), SystemClock::Instance());
+  const long total = open_loop ? static_cast<long>(a.rate * a.duration_s) : a.count;
+  const auto period = std::chrono::duration<double>(1.0 / a.rate);
+  std::atomic<long> next{0};
+  std::vector<Tally> tallies(a.workers);
+  // Start slightly in the future so every worker is waiting when the first request falls due.
+  const auto start = Steady::now() + std::chrono::milliseconds(50);
+
+  std::vector<std::thread> threads;
+  for (int w = 0; w < a.workers; ++w) {
+    threads.emplace_back([&, w] {
+      Tally& t = tallies[w];
+      for (;;) {
+        long i = next.fetch_add(1);
+        if (i >= total) return;
+        auto due = Steady::now();
+        if (open_loop) {
+          due = start + std::chrono::duration_cast<Steady::duration>(period * static_cast<double>(i));
+          std::this_thread::sleep_until(due);
+        }
+        client::Exchange ex = transport.RoundTrip(ChargeRequest(a, i), std::chrono::milliseconds(10000));
+        double ms = std::chrono::duration<double, std::milli>(Steady::now() - due).count();
+        if (ex.kind != client::Exchange::Kind::kResponse) {
+          t.failed++;
+        } else if (ex.response.status == 201) {
+          t.ok++;
+          t.latency_ms.push_back(ms);
+        } else {
+          t.non201++;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  double secs = std::chrono::duration<double>(Steady::now() - start).count();
+
+  Tally all;
+  for (auto& t : tallies) {
+    all.ok += t.ok;
+    all.non201 += t.non201;
+    all.failed += t.failed;
+    all.latency_ms.insert(all.latency_ms.end(), t.latency_ms.begin(), t.latency_ms.end());
+  }
+  double p50 = Percentile(all.latency_ms, 0.50), p99 = Percentile(all.latency_ms, 0.99);
+  double mx = all.latency_ms.empty() ? 0 : *std::max_element(all.latency_ms.begin(), all.latency_ms.end());
+  std::printf("sent=%ld ok=%ld non201=%ld failed=%ld seconds=%.3f offered_rate=%.1f achieved_rate=%.1f "
+              "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+              total, all.ok, all.non201, all.failed, secs, open_loop ? a.rate : 0.0, all.ok / secs, p50, p99, mx);
+  return (all.non201 == 0 && all.failed == 0) ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  if (!ParseArgs(argc, argv, a)) return Usage();
+  if (a.mode == "open") return Run(a, true);
+  if (a.mode == "seed") return Run(a, false);
+  return Usage();
+}
