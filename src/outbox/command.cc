@@ -37,6 +37,7 @@ struct RelayFlags {
   double burst = 500;
   double retention_s = 86400;
   int purge_batch = 1000;
+  int idle_poll_ms = 5;
 };
 
 int RunRelay(const RelayFlags& f) {
@@ -69,6 +70,7 @@ int RunRelay(const RelayFlags& f) {
   o.burst = f.burst;
   o.retention = std::chrono::seconds(static_cast<int64_t>(f.retention_s));
   o.purge_batch = f.purge_batch;
+  o.idle_poll = std::chrono::milliseconds(f.idle_poll_ms);
   std::atomic<bool>& stop = worker::InstallStopHandlers();
   Relay relay(std::move(o), SystemClock::Instance(), SystemRandom::Instance());
   Status s = relay.Run(stop);
@@ -97,6 +99,8 @@ void AddCommands(CLI::App& app) {
   relay->add_option("--retention", flags->retention_s, "Seconds to keep published rows before purging")
       ->capture_default_str();
   relay->add_option("--purge-batch", flags->purge_batch, "Rows deleted per purge statement")->capture_default_str();
+  relay->add_option("--idle-poll-ms", flags->idle_poll_ms, "How often an idle relay looks for new rows")
+      ->capture_default_str()->check(CLI::Range(1, 60000));
   relay->callback([flags] { cli::SetExitCode(RunRelay(*flags)); });
 }
 
