@@ -32,7 +32,9 @@ struct ApiFlags {
   std::string redis_url;
   std::string listen = "127.0.0.1:8080";
   std::string api_keys;
-  int threads = 16;
+  // 32: enough charges in flight to keep PostgreSQL's group commit busy (bench/results.md measured 16 vs 64),
+  // few enough that 2 cores do not spend their time switching between blocked threads.
+  int threads = 32;
   int64_t lease_ms = 10000;
   int64_t retention_s = 24 * 3600;
   int64_t purge_interval_ms = 60000;
