@@ -33,8 +33,8 @@ struct RelayFlags {
   std::string queue = amqp::kDefaultQueue;
   int delivery_limit = amqp::kDefaultDeliveryLimit;
   int batch = 100;
-  double rate = 500;
-  double burst = 500;
+  double rate = 2000;
+  double burst = 2000;
   double retention_s = 86400;
   int purge_batch = 1000;
   int idle_poll_ms = 5;

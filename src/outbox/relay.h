@@ -42,8 +42,8 @@ struct RelayOptions {
   int batch = 100;
   // Catch-up pace. 500/s with a burst of 500 is far above steady-state charge traffic (so it adds no
   // latency normally) yet keeps an 18,000-row backlog from arriving at the consumer in one burst.
-  double rate = 500;
-  double burst = 500;
+  double rate = 2000;
+  double burst = 2000;
   // Published rows are kept this long (for forensics and replays), then purged in batches of purge_batch.
   std::chrono::seconds retention{std::chrono::hours(24)};
   int purge_batch = 1000;
