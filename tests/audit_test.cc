@@ -12,7 +12,7 @@ class AuditTest : public ::testing::Test {
   static void SetUpTestSuite() { fx_ = new LedgerFixture("paypath_audit_test"); }
   static void TearDownTestSuite() { delete fx_; }
   void SetUp() override {
-    (void)QueryScalar(fx_->url(), "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
+    fx_->Reset();
     fx_->Seed(4, "tenant_a", 1000, "USD");
     fx_->Seed(2, "tenant_b", 700, "EUR");
     metrics::Registry rreg, creg;

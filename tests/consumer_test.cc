@@ -11,12 +11,7 @@ class ConsumerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { fx_ = new LedgerFixture("paypath_consumer_test"); }
   static void TearDownTestSuite() { delete fx_; }
-  void SetUp() override {
-    (void)QueryScalar(fx_->url(), "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
-    auto c = Broker();
-    (void)c->DeleteQueue(fx_->queue());
-    (void)c->DeleteQueue(fx_->queue() + ".dlq");
-  }
+  void SetUp() override { fx_->Reset(); }
   static std::unique_ptr<amqp::Connection> Broker() {
     amqp::Settings s;
     s.url = AmqpUrl();

@@ -17,14 +17,7 @@ class LedgerFaultsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { fx_ = new LedgerFixture("paypath_ledger_faults_test"); }
   static void TearDownTestSuite() { delete fx_; }
-  void SetUp() override {
-    (void)QueryScalar(fx_->url(), "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
-    amqp::Settings s;
-    s.url = AmqpUrl();
-    auto c = amqp::Connection::Open(s);
-    ASSERT_TRUE(c.ok()) << c.error().ToString();
-    (void)c.value()->DeleteQueue(fx_->queue());
-  }
+  void SetUp() override { fx_->Reset(); }
   static std::string LogPath(const std::string& name) {
     return "/tmp/paypath-ledger-faults-" + std::to_string(::getpid()) + "-" + name + ".log";
   }

@@ -48,7 +48,15 @@ class LedgerFixture {
   explicit LedgerFixture(const std::string& db)
       : url_(FreshDatabase(db)), queue_("paypath.test." + db + "." + std::to_string(::getpid())), random_(42) {}
 
-  ~LedgerFixture() {
+  ~LedgerFixture() { DeleteQueues(); }
+
+  // Empties the ledger-side tables and deletes the suite's queues: each test starts from nothing.
+  void Reset() {
+    (void)QueryScalar(url_, "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
+    DeleteQueues();
+  }
+
+  void DeleteQueues() {
     amqp::Settings s;
     s.url = AmqpUrl();
     auto c = amqp::Connection::Open(s);

@@ -14,15 +14,7 @@ class RelayTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { fx_ = new LedgerFixture("paypath_relay_test"); }
   static void TearDownTestSuite() { delete fx_; }
-  void SetUp() override {
-    // Each test starts from an empty outbox and queue.
-    (void)QueryScalar(fx_->url(), "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
-    amqp::Settings s;
-    s.url = AmqpUrl();
-    auto c = amqp::Connection::Open(s);
-    ASSERT_TRUE(c.ok()) << c.error().ToString();
-    (void)c.value()->DeleteQueue(fx_->queue());
-  }
+  void SetUp() override { fx_->Reset(); }
   static LedgerFixture* fx_;
 };
 LedgerFixture* RelayTest::fx_ = nullptr;
