@@ -295,19 +295,19 @@ int RunProve(const ProveOptions& o) {
                                  std::to_string(std::max(1.0, o.relay_rate / 10))})
       relay_args.push_back(a);
   }
-  e.relay = {"relay", relay_args, relay_faults, no_faults, Hp(e.relay_port), "/healthz"};
+  e.relay = {"relay", relay_args, relay_faults, no_faults, Hp(e.relay_port), "/healthz", ""};
   bool started =
       sup.Start(e.api) &&
       sup.Start({"proxy",
                  {"proxy", "--listen", Hp(e.proxy_port), "--upstream", Hp(e.api_port), "--eat-response",
                   std::to_string(is_default ? o.eat_response : 0.0), "--seed", std::to_string(o.seed),
                   "--metrics-listen", Hp(e.proxy_metrics_port)},
-                 no_faults, no_faults, Hp(e.proxy_metrics_port), "/healthz"}) &&
+                 no_faults, no_faults, Hp(e.proxy_metrics_port), "/healthz", ""}) &&
       sup.Start(e.relay) &&
       sup.Start({"consumer",
                  {"consumer", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue, "--metrics-listen",
                   Hp(e.consumer_port)},
-                 consumer_faults, no_faults, Hp(e.consumer_port), "/healthz"});
+                 consumer_faults, no_faults, Hp(e.consumer_port), "/healthz", ""});
   if (!started) {
     log::Error("prove_setup", {{"error", "a process did not become ready; see " + o.report_dir + "/logs"}});
     return 2;
