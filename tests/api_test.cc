@@ -82,6 +82,20 @@ class ApiTest : public ::testing::Test {
     return RawHttp(port_, BuildRequest("GET", target, {{"Authorization", "Bearer " + api_key}}));
   }
 
+  // A charge row for driving the store directly (as a request that claimed `key` would).
+  static store::ChargeRow Row(const std::string& id_prefix, const std::string& key, int64_t amount,
+                              const std::string& currency, int64_t created_unix_us) {
+    store::ChargeRow row;
+    row.id = id_prefix + key.substr(key.size() - 8);
+    row.tenant = "tenant_a";
+    row.idem_key = key;
+    row.account_id = "acct_1";
+    row.amount = amount;
+    row.currency = currency;
+    row.created_unix_us = created_unix_us;
+    return row;
+  }
+
   int64_t Count(const std::string& sql) { return std::stoll(QueryScalar(*db_url_, sql)); }
   int64_t ChargesFor(const std::string& key) {
     return Count("SELECT count(*) FROM charges WHERE idem_key = '" + key + "'");
@@ -221,7 +235,9 @@ TEST_F(ApiTest, BadBodiesAre400NamingTheFieldAndNotStored) {
     RawResponse r = Post(key, c.body);
     EXPECT_EQ(r.status, 400) << c.body;
     EXPECT_EQ(r.headers["content-type"], "application/problem+json") << c.body;
-    if (!c.field.empty()) EXPECT_NE(r.body.find(c.field), std::string::npos) << r.body;
+    if (!c.field.empty()) {
+      EXPECT_NE(r.body.find(c.field), std::string::npos) << r.body;
+    }
     EXPECT_EQ(KeysFor(key), 0) << c.body;
     // The validation 400 is not stored: the corrected request with the same key is processed normally.
     if (&c == &cases.front()) {
@@ -415,14 +431,7 @@ TEST_F(ApiTest, ExpiredLeaseIsTakenOverAndStaleOwnerCannotComplete) {
   EXPECT_EQ(r.headers.count("idempotent-replayed"), 0u);
 
   // The stale owner wakes up and tries to complete: refused, nothing written.
-  store::ChargeRow row;
-  row.id = "ch_stale_" + key.substr(key.size() - 8);
-  row.tenant = "tenant_a";
-  row.idem_key = key;
-  row.account_id = "acct_1";
-  row.amount = 1234;
-  row.currency = "USD";
-  row.created_unix_us = 1;
+  store::ChargeRow row = Row("ch_stale_", key, 1234, "USD", 1);
   bool outbox_called = false;
   auto done = store_->Complete("dead-owner", row, 201, "{}", std::chrono::hours(1), [&](store::PgConn&) {
     outbox_called = true;
@@ -440,14 +449,8 @@ TEST_F(ApiTest, ExpiredLeaseIsTakenOverAndStaleOwnerCannotComplete) {
 TEST_F(ApiTest, ExpiredKeysArePurgedInBoundedBatches) {
   std::string key = NewKey("purge");
   ASSERT_TRUE(store_->Claim("tenant_a", key, std::string(64, 'a'), "o1", std::chrono::milliseconds(5000)).ok());
-  store::ChargeRow row;
-  row.id = "ch_purge_" + key.substr(key.size() - 8);
-  row.tenant = "tenant_a";
-  row.idem_key = key;
-  row.account_id = "acct_1";
-  row.amount = 1;
-  row.currency = "EUR";
-  row.created_unix_us = 1000000;  // 1970: with 1 ms retention the key is long expired
+  // Created in 1970: with 1 ms retention the key is long expired.
+  store::ChargeRow row = Row("ch_purge_", key, 1, "EUR", 1000000);
   auto done = store_->Complete("o1", row, 201, "{}", std::chrono::milliseconds(1),
                                [](store::PgConn&) { return OkStatus(); });
   ASSERT_TRUE(done.ok()) << done.error().ToString();
