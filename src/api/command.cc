@@ -42,11 +42,6 @@ struct ApiFlags {
   std::string final_metrics;
 };
 
-// Signals end the serve loop; the waiting thread is woken through this flag and condition variable.
-std::mutex g_stop_mu;
-std::condition_variable g_stop_cv;
-bool g_stop = false;
-
 
 int WaitForSignal() {
   sigset_t set;
@@ -132,26 +127,32 @@ int RunApi(const ApiFlags& f) {
                               {"threads", f.threads}, {"redis", !f.redis_url.empty()}});
 
   // Retention: a bounded loop deletes expired keys in batches of 1000 so no single DELETE holds locks long.
-  std::atomic<bool> stopping{false};
+  // One stop flag: the signal sets it, the purger checks it between batches and sleeps on it between runs.
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stop = false;  // protected by stop_mu
+  auto stopped = [&] {
+    std::lock_guard lock(stop_mu);
+    return stop;
+  };
   std::thread purger([&] {
-    while (!stopping.load()) {
-      for (int i = 0; i < 100 && !stopping.load(); ++i) {
+    while (!stopped()) {
+      for (int i = 0; i < 100 && !stopped(); ++i) {
         auto n = store.PurgeExpired(1000, opts.retention);
         if (!n.ok() || n.value() < 1000) break;
       }
-      std::unique_lock lock(g_stop_mu);
-      g_stop_cv.wait_for(lock, std::chrono::milliseconds(f.purge_interval_ms), [] { return g_stop; });
+      std::unique_lock lock(stop_mu);
+      stop_cv.wait_for(lock, std::chrono::milliseconds(f.purge_interval_ms), [&] { return stop; });
     }
   });
 
   int sig = WaitForSignal();
   log::Info("api_stopping", {{"signal", sig}});
-  stopping.store(true);
   {
-    std::lock_guard lock(g_stop_mu);
-    g_stop = true;
+    std::lock_guard lock(stop_mu);
+    stop = true;
   }
-  g_stop_cv.notify_all();
+  stop_cv.notify_all();
   purger.join();
   server.value().reset();  // in-flight requests finish first
   if (!f.final_metrics.empty()) {
