@@ -385,6 +385,30 @@ m_replay() {
     ((${h1%.*} - ${h0%.*} >= n)) || { log "replays: $((${h1%.*} - ${h0%.*})) hot-tier hits for $n requests"; return 1; }
     RP_PP[$1]="$(field "$line" rps) $(field "$line" p50_ms) $(field "$line" p99_ms)"
 }
+# wait_drained NAME DB SQL: polls SQL (rows done so far) until it reaches $BACKLOG, while worker NAME
+# (started with `start`) stays alive; stops the worker and fails after $DRAIN_DEADLINE seconds.
+wait_drained() {
+    local name=$1 db=$2 query=$3 done_n deadline=$((SECONDS + DRAIN_DEADLINE)) pid_var="PID_$1"
+    while :; do
+        done_n=$(sql "$db" "$query") || { stop "$name"; return 1; }
+        ((done_n >= BACKLOG)) && return 0
+        ((SECONDS < deadline)) || { log "$name did $done_n of $BACKLOG after ${DRAIN_DEADLINE}s"; stop "$name"; return 1; }
+        kill -0 "${!pid_var}" 2>/dev/null || { log "$name exited"; return 1; }
+        sleep 0.1
+    done
+}
+
+# batch_span_rate DB TABLE COLUMN: rows per second from a batch timestamp column. COLUMN = now() is the
+# start of each batch's transaction, so between the first and the last batch's start every batch but the
+# last one ran: (all rows - the last batch) over that span. Start-up is excluded.
+batch_span_rate() {
+    local db=$1 table=$2 col=$3
+    sql "$db" "
+      WITH b AS (SELECT $col, count(*) AS n FROM $table GROUP BY $col)
+      SELECT round(((SELECT sum(n) FROM b) - (SELECT n FROM b ORDER BY $col DESC LIMIT 1))
+             / NULLIF(extract(epoch FROM max($col) - min($col)), 0), 1) FROM b"
+}
+
 for c in $CONCS; do
     log "replays, $c connections: /healthz"
     measure "/healthz, $c connections" m_healthz "$c"
@@ -427,21 +451,9 @@ m_relay_consumer() {
     t0=$(date +%s.%N)
     start relay "$PAYPATH" relay --pg-url "$PG_BASE/$db" --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" \
         --rate 1e9 --burst 1e9 --batch "$RELAY_WINDOW" --metrics-listen 127.0.0.1:0
-    deadline=$((SECONDS + DRAIN_DEADLINE))
-    while :; do
-        left=$(sql "$db" "SELECT count(*) FROM outbox WHERE published_at IS NULL") || { stop relay; return 1; }
-        ((left == 0)) && break
-        ((SECONDS < deadline)) || { log "relay left $left rows after ${DRAIN_DEADLINE}s"; stop relay; return 1; }
-        kill -0 "$PID_relay" 2>/dev/null || { log "relay exited"; return 1; }
-        sleep 0.1
-    done
+    wait_drained relay "$db" "SELECT $BACKLOG - count(*) FROM outbox WHERE published_at IS NULL" || return 1
     RELAY_WALL=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-    # published_at = now() is the start of each batch's transaction: between the first and the last batch's
-    # start, every batch but the last one ran, i.e. BACKLOG - (last batch) rows. Start-up is excluded.
-    RELAY_RATE=$(sql "$db" "
-      WITH b AS (SELECT published_at, count(*) AS n FROM outbox GROUP BY published_at)
-      SELECT round(((SELECT sum(n) FROM b) - (SELECT n FROM b ORDER BY published_at DESC LIMIT 1))
-             / NULLIF(extract(epoch FROM max(published_at) - min(published_at)), 0), 1) FROM b")
+    RELAY_RATE=$(batch_span_rate "$db" outbox published_at)
     RSS_RELAY=$(hwm_mib relay)
     stop relay
     (($(worker_trouble "$TMP/relay.log") == 0)) || { log "the relay lost a server during the drain"; return 1; }
@@ -452,21 +464,9 @@ m_relay_consumer() {
     t0=$(date +%s.%N)
     start consumer "$PAYPATH" consumer --pg-url "$PG_BASE/$db" --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" \
         --metrics-listen 127.0.0.1:0
-    deadline=$((SECONDS + DRAIN_DEADLINE))
-    while :; do
-        done_n=$(sql "$db" "SELECT count(*) FROM inbox") || { stop consumer; return 1; }
-        ((done_n >= BACKLOG)) && break
-        ((SECONDS < deadline)) || { log "consumer applied $done_n of $BACKLOG after ${DRAIN_DEADLINE}s"; stop consumer; return 1; }
-        kill -0 "$PID_consumer" 2>/dev/null || { log "consumer exited"; return 1; }
-        sleep 0.1
-    done
+    wait_drained consumer "$db" "SELECT count(*) FROM inbox" || return 1
     CONS_WALL=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-    # inbox.received_at = now() is the start of each batch's transaction: as for the relay, the last batch
-    # is not inside the measured span.
-    CONS_RATE=$(sql "$db" "
-      WITH b AS (SELECT received_at, count(*) AS n FROM inbox GROUP BY received_at)
-      SELECT round(((SELECT sum(n) FROM b) - (SELECT n FROM b ORDER BY received_at DESC LIMIT 1))
-             / NULLIF(extract(epoch FROM max(received_at) - min(received_at)), 0), 1) FROM b")
+    CONS_RATE=$(batch_span_rate "$db" inbox received_at)
     CONS_BATCH=$(sql "$db" "SELECT round(avg(n), 1) FROM (SELECT count(*) AS n FROM inbox GROUP BY received_at) s")
     RSS_CONSUMER=$(hwm_mib consumer)
     stop consumer
