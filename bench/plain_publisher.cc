@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "common/random.h"
-#include "outbox/amqp.h"
-#include "outbox/topology.h"
+#include "broker/amqp.h"
+#include "broker/topology.h"
 
 namespace {
 

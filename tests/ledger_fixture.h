@@ -17,10 +17,10 @@
 #include "common/metrics.h"
 #include "common/random.h"
 #include "ledger/consumer.h"
-#include "outbox/amqp.h"
+#include "broker/amqp.h"
 #include "outbox/outbox.h"
 #include "outbox/relay.h"
-#include "outbox/topology.h"
+#include "broker/topology.h"
 #include "store/pg.h"
 #include "testing.h"
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "common/log.h"
-#include "outbox/amqp.h"
+#include "broker/amqp.h"
 #include "store/pg.h"
 
 namespace paypath::ledger {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "outbox/topology.h"
+#include "broker/topology.h"
 
 namespace paypath::ledger {
 

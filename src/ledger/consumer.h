@@ -27,8 +27,8 @@
 #include "common/random.h"
 #include "common/result.h"
 #include "ledger/event.h"
-#include "outbox/amqp.h"
-#include "outbox/topology.h"
+#include "broker/amqp.h"
+#include "broker/topology.h"
 #include "store/pg.h"
 
 namespace paypath::ledger {

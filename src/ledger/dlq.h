@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "common/result.h"
-#include "outbox/amqp.h"
-#include "outbox/topology.h"
+#include "broker/amqp.h"
+#include "broker/topology.h"
 
 namespace paypath::ledger {
 

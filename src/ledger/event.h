@@ -12,7 +12,7 @@
 #include <string>
 
 #include "common/result.h"
-#include "outbox/amqp.h"
+#include "broker/amqp.h"
 
 namespace paypath::ledger {
 

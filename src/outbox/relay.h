@@ -25,10 +25,10 @@
 #include "common/metrics.h"
 #include "common/random.h"
 #include "common/result.h"
-#include "outbox/amqp.h"
+#include "broker/amqp.h"
 #include "common/backoff.h"
 #include "outbox/token_bucket.h"
-#include "outbox/topology.h"
+#include "broker/topology.h"
 #include "store/pg.h"
 
 namespace paypath::outbox {

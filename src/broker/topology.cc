@@ -1,4 +1,4 @@
-#include "outbox/topology.h"
+#include "broker/topology.h"
 
 namespace paypath::amqp {
 

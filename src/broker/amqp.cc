@@ -1,4 +1,4 @@
-#include "outbox/amqp.h"
+#include "broker/amqp.h"
 
 #include <amqp_tcp_socket.h>
 #include <sys/time.h>
