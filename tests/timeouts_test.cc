@@ -152,6 +152,47 @@ TEST(PostgresTimeouts, SessionsSetStatementAndIdleInTransactionTimeouts) {
   EXPECT_EQ(it->GetString(0, 0), "30s");
 }
 
+TEST(PostgresTimeouts, AnIdleTransactionIsEndedByTheServerAndItsLocksReleased) {
+  std::string url = testing::FreshDatabase("pp_timeouts_test");
+  auto setup = store::PgConn::Connect(url, "timeouts-test");
+  ASSERT_TRUE(setup.ok());
+  ASSERT_TRUE(setup.value()->ExecSimple("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)").ok());
+
+  store::PgSessionOptions quick;
+  quick.idle_in_transaction_timeout = 300ms;
+  auto holder = store::PgConn::Connect(url, "timeouts-test-holder", quick);
+  ASSERT_TRUE(holder.ok()) << holder.error().ToString();
+  ASSERT_TRUE(holder.value()->Begin().ok());
+  ASSERT_TRUE(holder.value()->ExecSimple("SELECT id FROM t WHERE id = 1 FOR UPDATE").ok());
+  // The holder now goes quiet inside its transaction, as a frozen or partitioned client would.
+  auto other = store::PgConn::Connect(url, "timeouts-test-other");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other.value()->ExecSimple("SELECT id FROM t WHERE id = 1 FOR UPDATE NOWAIT").ok())
+      << "the row should be locked while the holder's transaction is open";
+  auto start = Clock::now();
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] { return other.value()->ExecSimple("SELECT id FROM t WHERE id = 1 FOR UPDATE NOWAIT").ok(); }, 5s))
+      << "the idle transaction still holds its lock after 5 s";
+  EXPECT_LT(Clock::now() - start, 3s);
+  // The holder learns its session is gone at its next statement: retry later, never a silent success.
+  auto after = holder.value()->ExecSimple("SELECT 1");
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.error().code, ErrorCode::kUnavailable) << after.error().ToString();
+}
+
+TEST(PostgresTimeouts, StatementTimeoutIsAnOptionPerSession) {
+  store::PgSessionOptions quick;
+  quick.statement_timeout = 200ms;
+  auto c = store::PgConn::Connect(testing::PgUrl(), "timeouts-test", quick);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  auto start = Clock::now();
+  auto r = c.value()->ExecSimple("SELECT pg_sleep(5)");
+  EXPECT_FALSE(r.ok());
+  EXPECT_LT(Clock::now() - start, 2s);
+  // The session survives a cancelled statement.
+  EXPECT_TRUE(c.value()->ExecSimple("SELECT 1").ok());
+}
+
 // ---------------------------------------------------------------- Redis
 
 TEST(RedisTimeouts, ConnectToAPeerThatNeverCompletesTheHandshakeFailsWithinTheTimeout) {
