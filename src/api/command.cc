@@ -143,6 +143,22 @@ int RunApi(const ApiFlags& f) {
   Router router(charges, store, clock, ops_hp ? Routes::kApi : Routes::kAll);
   Router ops_router(charges, store, clock, Routes::kOps);
 
+  http::ServerOptions so;
+  so.host = hp->host;
+  so.port = hp->port;
+  so.threads = f.threads;
+  so.max_connections = f.max_connections;
+  so.read_timeout = std::chrono::milliseconds(f.read_timeout_ms);
+  so.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
+  auto server = http::Server::Start(so, [&router](const http::HttpRequest& r) { return router.Handle(r); });
+  if (!server.ok()) {
+    log::Error("listen_failed", {{"error", server.error().message}});
+    return 1;
+  }
+  log::Info("api_listening", {{"host", hp->host}, {"port", static_cast<int>(server.value()->port())},
+                              {"threads", f.threads}, {"redis", !f.redis_url.empty()}});
+
+  // After the API port: a probe that gets 200 from /healthz knows the API port is bound too.
   std::unique_ptr<http::Server> ops_server;
   if (ops_hp) {
     http::ServerOptions oo;
@@ -160,21 +176,6 @@ int RunApi(const ApiFlags& f) {
     ops_server = std::move(s.value());
     log::Info("ops_listening", {{"host", ops_hp->host}, {"port", static_cast<int>(ops_server->port())}});
   }
-
-  http::ServerOptions so;
-  so.host = hp->host;
-  so.port = hp->port;
-  so.threads = f.threads;
-  so.max_connections = f.max_connections;
-  so.read_timeout = std::chrono::milliseconds(f.read_timeout_ms);
-  so.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
-  auto server = http::Server::Start(so, [&router](const http::HttpRequest& r) { return router.Handle(r); });
-  if (!server.ok()) {
-    log::Error("listen_failed", {{"error", server.error().message}});
-    return 1;
-  }
-  log::Info("api_listening", {{"host", hp->host}, {"port", static_cast<int>(server.value()->port())},
-                              {"threads", f.threads}, {"redis", !f.redis_url.empty()}});
 
   // Retention: a bounded loop deletes expired keys in batches of 1000 so no single DELETE holds locks long.
   // One stop flag: the signal sets it, the purger checks it between batches and sleeps on it between runs.
