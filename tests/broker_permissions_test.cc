@@ -6,6 +6,7 @@
 
 #include "broker/amqp.h"
 #include "broker/topology.h"
+#include "ledger_fixture.h"
 #include "testing.h"
 
 namespace paypath::testing {
@@ -36,8 +37,7 @@ class BrokerPermissions : public ::testing::Test {
   void TearDown() override {
     auto admin = Open(AdminAmqpUrl());
     ASSERT_TRUE(admin.ok());
-    (void)admin.value()->DeleteQueue(topology_.queue);
-    (void)admin.value()->DeleteQueue(topology_.dead_letter_queue());
+    EXPECT_TRUE(amqp::DeleteTopology(*admin.value(), topology_).ok());
   }
 
   // Publishes one message with `url`'s credentials the way the relay does; the publish's status.
@@ -46,7 +46,7 @@ class BrokerPermissions : public ::testing::Test {
     if (!c.ok()) return c.error();
     Status s = c.value()->EnableConfirms();
     if (!s.ok()) return s;
-    auto tag = c.value()->Publish(topology_.queue, Msg("perm-" + std::to_string(++seq_)));
+    auto tag = c.value()->Publish(topology_.exchange(), topology_.queue, Msg("perm-" + std::to_string(++seq_)));
     if (!tag.ok()) return tag.error();
     auto confirms = c.value()->WaitForConfirms(std::chrono::seconds(5));
     if (!confirms.ok()) return confirms.error();
@@ -124,6 +124,37 @@ TEST_F(BrokerPermissions, OnlyTheConsumerReadsTheQueueAndOnlyTheOperatorReadsThe
     EXPECT_NE(s.error().message.find("403"), std::string::npos) << s.error().ToString();
   }
   EXPECT_EQ(Depth(topology_.queue), 1) << "the message was returned to the queue";
+}
+
+// The services cannot declare, so they verify: a missing queue stops the relay and the consumer with a
+// configuration error that names it (and how to declare it), instead of retrying for ever.
+TEST_F(BrokerPermissions, RelayAndConsumerStopOnAMissingQueueNamingIt) {
+  const std::string missing = "paypath.test.missing." + std::to_string(::getpid());
+  metrics::Registry reg;
+  outbox::RelayOptions ro;
+  ro.pg_url = FreshDatabase("paypath_broker_permissions_test");
+  ro.amqp.url = RelayAmqpUrl();
+  ro.topology.queue = missing;
+  ro.registry = &reg;
+  outbox::Relay relay(ro, SystemClock::Instance(), SystemRandom::Instance());
+  std::atomic<bool> stop{false};
+  Status r = relay.Run(stop);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition) << r.error().ToString();
+  EXPECT_NE(r.error().message.find("queue " + missing + " does not exist"), std::string::npos) << r.error().ToString();
+  EXPECT_NE(r.error().message.find("paypath broker declare"), std::string::npos) << r.error().ToString();
+
+  ledger::ConsumerOptions co;
+  co.pg_url = ro.pg_url;
+  co.amqp.url = ConsumerAmqpUrl();
+  co.topology.queue = missing;
+  co.registry = &reg;
+  ledger::Consumer consumer(co, SystemClock::Instance(), SystemRandom::Instance());
+  Status c = consumer.Run(stop);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kFailedPrecondition) << c.error().ToString();
+  EXPECT_NE(c.error().message.find(missing), std::string::npos) << c.error().ToString();
+  EXPECT_EQ(Depth(missing), -1) << "verifying declared the queue";
 }
 
 }  // namespace

@@ -13,7 +13,6 @@ namespace paypath::testing {
 // Settings from the environment (scripts/stack env); abort with a clear message when unset.
 std::string PgUrl();      // PAYPATH_PG_URL
 std::string RedisUrl();   // PAYPATH_REDIS_URL
-std::string AmqpUrl();    // PAYPATH_AMQP_URL
 // One AMQP URL per broker role (docs/design.md "Who may do what"). Tests create and delete their private
 // queues with the admin's; a worker under test gets its own role's.
 std::string RelayAmqpUrl();     // PAYPATH_RELAY_AMQP_URL: publish to paypath.events only
