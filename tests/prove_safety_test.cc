@@ -117,6 +117,7 @@ std::string Cmdline(int pid) {
 TEST(ProveSafety, ChildrenGetTheirSecretsThroughTheEnvironmentNotTheirArguments) {
   std::set<std::string> secrets = Secrets();
   ASSERT_FALSE(secrets.empty());
+  std::filesystem::remove("/tmp/pp-prove-safety.log");
   Child prove({PaypathBinary(), "prove", "--operations", "400", "--concurrency", "2", "--no-relay-crash",
                "--no-consumer-crash", "--database", "paypath_prove_safety", "--report", "/tmp/pp-prove-safety-report"},
               {}, "/tmp/pp-prove-safety.log");
@@ -135,6 +136,14 @@ TEST(ProveSafety, ChildrenGetTheirSecretsThroughTheEnvironmentNotTheirArguments)
       std::chrono::seconds(60), std::chrono::milliseconds(50));
   prove.Kill(SIGTERM);
   EXPECT_TRUE(prove.Wait(std::chrono::seconds(30)));
+  // An interrupted run keeps its queues (for inspection); this one is of no interest.
+  std::string log, queue;
+  RunShell("grep -o '\"msg\":\"prove_queue_declared\",\"queue\":\"[^\"]*' /tmp/pp-prove-safety.log", &log);
+  if (size_t q = log.rfind('"'); q != std::string::npos) queue = log.substr(q + 1);
+  while (!queue.empty() && (queue.back() == '\n' || queue.back() == '\r')) queue.pop_back();
+  if (!queue.empty()) {
+    EXPECT_EQ(RunShell(PaypathBinary() + " broker delete --queue " + queue), 0) << queue;
+  }
   ASSERT_TRUE(four) << "saw " << seen.size() << " of the run's 4 children; see /tmp/pp-prove-safety.log";
   for (const auto& [pid, cmd] : seen) {
     for (const auto& secret : secrets) EXPECT_EQ(cmd.find(secret), std::string::npos) << "a secret in: " << cmd;

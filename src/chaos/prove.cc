@@ -341,6 +341,8 @@ int RunProve(const ProveOptions& o) {
       log::Error("prove_setup", {{"error", "declaring the run's queue as the admin: " + d.error().ToString()}});
       return 2;
     }
+    // Named in the log: an interrupted or failed run keeps its queues, and this says which to delete.
+    log::Info("prove_queue_declared", {{"queue", e.queue}, {"database", o.prove_db}});
   }
   e.api_port = FreePort();
   e.proxy_port = FreePort();
