@@ -40,13 +40,13 @@ class BrokerPermissions : public ::testing::Test {
     EXPECT_TRUE(amqp::DeleteTopology(*admin.value(), topology_).ok());
   }
 
-  // Publishes one message with `url`'s credentials the way the relay does; the publish's status.
-  Status PublishAs(const std::string& url) {
+  // Publishes one message with `url`'s credentials the way the relay does (or to `exchange`); the status.
+  Status PublishAs(const std::string& url, const std::string& exchange = amqp::kExchange) {
     auto c = Open(url);
     if (!c.ok()) return c.error();
     Status s = c.value()->EnableConfirms();
     if (!s.ok()) return s;
-    auto tag = c.value()->Publish(topology_.exchange(), topology_.queue, Msg("perm-" + std::to_string(++seq_)));
+    auto tag = c.value()->Publish(exchange, topology_.queue, Msg("perm-" + std::to_string(++seq_)));
     if (!tag.ok()) return tag.error();
     auto confirms = c.value()->WaitForConfirms(std::chrono::seconds(5));
     if (!confirms.ok()) return confirms.error();
@@ -84,6 +84,10 @@ TEST_F(BrokerPermissions, OnlyTheRelayCanPublish) {
     ASSERT_FALSE(s.ok()) << "a publish with " << url.substr(0, url.find(':', 7)) << "'s credentials was accepted";
     EXPECT_NE(s.error().message.find("403"), std::string::npos) << s.error().ToString();
   }
+  // Not even the relay may use the default exchange (which routes to any queue by name).
+  Status direct = PublishAs(RelayAmqpUrl(), "");
+  ASSERT_FALSE(direct.ok()) << "the relay published to the default exchange";
+  EXPECT_NE(direct.error().message.find("403"), std::string::npos) << direct.error().ToString();
   EXPECT_EQ(Depth(topology_.queue), 1) << "a refused publish reached the queue";
 }
 

@@ -88,7 +88,16 @@ redis_ping_as() {
     [[ "$(REDISCLI_AUTH=$1 redis-cli --no-auth-warning --user paypath-api -h "${hp%:*}" -p "${hp##*:}" ping 2>/dev/null)" == PONG ]]
 }
 redis_ping_as "$OLD_REDIS_API" || fail "the api's Redis user cannot log in before rotating"
+# A connection that logged in before the rotation keeps working (the runbook's "restart afterwards, not
+# before" relies on it). Plain RESP over bash's /dev/tcp: printf is a builtin, so nothing shows in ps.
+hp=${PAYPATH_REDIS_URL#*@}; hp=${hp%%/*}
+exec 7<>"/dev/tcp/${hp%:*}/${hp##*:}"
+printf 'AUTH paypath-api %s\r\n' "$OLD_REDIS_API" >&7
+IFS= read -r -t 5 reply <&7 && [[ "$reply" == +OK* ]] || fail "AUTH on the long-lived connection: $reply"
 rotate_watched redis-api "$NEW_REDIS_API" "$OLD_REDIS_API"
+printf 'PING\r\n' >&7
+IFS= read -r -t 5 reply <&7 && [[ "$reply" == +PONG* ]] || fail "a connection opened before the rotation was dropped: $reply"
+exec 7>&-
 ! redis_ping_as "$OLD_REDIS_API" || fail "the old Redis password still logs in"
 redis_ping_as "$NEW_REDIS_API" || fail "the new Redis password does not log in"
 grep -q "$(printf '%s' "$NEW_REDIS_API" | sha256sum | cut -d' ' -f1)" "$PAYPATH_STACK_DIR/redis/redis.conf" \
