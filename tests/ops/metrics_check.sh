@@ -93,6 +93,7 @@ expect relay paypath_outbox_backlog_rows gauge
 expect relay paypath_outbox_oldest_age_seconds gauge
 expect relay paypath_outbox_published_total counter
 expect relay paypath_relay_publish_errors_total counter
+expect relay paypath_relay_returned_total counter
 check_value relay paypath_outbox_published_total '>=' 1
 
 expect consumer paypath_ledger_effects_applied_total counter
