@@ -22,7 +22,7 @@ build: deps
 
 stack: deps
 	@mkdir -p $(BUILD)
-	umask 077 && $(STACK) up > $(ENVFILE).tmp && mv -f $(ENVFILE).tmp $(ENVFILE)
+	rm -f $(ENVFILE).tmp && (umask 077 && touch $(ENVFILE).tmp) && $(STACK) up > $(ENVFILE).tmp && mv -f $(ENVFILE).tmp $(ENVFILE)
 
 # The broker topology (exchange paypath.events, the ledger queue, its DLX and DLQ), declared as the admin:
 # the services may only verify it, so every target that runs them needs it. Idempotent.
