@@ -3,10 +3,11 @@
 BUILD ?= build
 JOBS  ?= 2
 STACK := scripts/stack
-# Every target that talks to the servers loads their settings from here (written by `stack up`).
+# Every target that talks to the servers loads their settings from here (written by `stack up`). It holds
+# the stack's passwords, so it is written 0600 like $PAYPATH_STACK_DIR/secrets.env.
 ENVFILE := $(BUILD)/stack.env
 
-.PHONY: all deps build stack test prove demo bench down clean
+.PHONY: all deps build stack broker test prove demo bench down clean
 
 all: build
 
@@ -21,25 +22,30 @@ build: deps
 
 stack: deps
 	@mkdir -p $(BUILD)
-	$(STACK) up > $(ENVFILE)
+	rm -f $(ENVFILE).tmp && (umask 077 && touch $(ENVFILE).tmp) && $(STACK) up > $(ENVFILE).tmp && mv -f $(ENVFILE).tmp $(ENVFILE)
+
+# The broker topology (exchange paypath.events, the ledger queue, its DLX and DLQ), declared as the admin:
+# the services may only verify it, so every target that runs them needs it. Idempotent.
+broker: build stack
+	set -a && . ./$(ENVFILE) && $(BUILD)/paypath broker declare
 
 # All tests: unit, integration and fault suites, against the real servers. Suites run one at a time
 # because some of them stop and restart a server to simulate an outage.
-test: build stack
+test: build stack broker
 	set -a && . ./$(ENVFILE) && cd $(BUILD) && ctest --output-on-failure --timeout 900
 
 # The main job: 1000 logical charges through api, fault proxy, relay and consumer with duplicates, lost
 # responses and crashes injected; prints the verdict and writes report/ (report.html, transcript, metrics).
 PROVE_ARGS ?=
-prove: build stack
+prove: build stack broker
 	set -a && . ./$(ENVFILE) && $(BUILD)/paypath prove --report report $(PROVE_ARGS)
 
 # A short curl-style demo of the API: created, 409 in flight, replay, 422.
-demo: build stack
+demo: build stack broker
 	set -a && . ./$(ENVFILE) && bash scripts/demo.sh $(BUILD)/paypath
 
 # Benchmarks against the limits of paypath's own dependencies; writes bench/results.md (~4-5 minutes).
-bench: build stack
+bench: build stack broker
 	set -a && . ./$(ENVFILE) && BUILD=$(BUILD) bash bench/run.sh
 
 down:

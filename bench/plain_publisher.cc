@@ -1,21 +1,20 @@
 // pp_bench_mq: the broker-side ceiling for the relay benchmark, and queue housekeeping for bench/run.sh.
 //
-//   pp_bench_mq publish --amqp-url URL --queue Q [--count 20000] [--window 100]
+//   pp_bench_mq publish --queue Q [--count 20000] [--window 100]
 //       A plain publisher-confirms loop: publish `window` messages, wait for all their confirms, repeat,
-//       until `count` are confirmed. Same broker, same topology (a quorum queue declared by
-//       amqp::DeclareTopology), same client code (amqp::Connection), same message shape as the relay
-//       (persistent, mandatory, message_id, type, timestamp, four string headers, a ChargePayload-sized
-//       body) and the same window (the relay's --batch, 100 by default). What it leaves out is exactly
-//       the relay's own work: the PostgreSQL claim (SELECT ... FOR UPDATE SKIP LOCKED) and mark (UPDATE)
-//       around each window. Prints one line: "published=N seconds=S rate=R".
+//       until `count` are confirmed. Same broker, same topology (a quorum queue declared beforehand by
+//       `paypath broker declare`), same user (the relay's, PAYPATH_RELAY_AMQP_URL), same client code
+//       (amqp::Connection), same exchange and routing key, same message shape as the relay (persistent,
+//       mandatory, message_id, type, timestamp, four string headers, a ChargePayload-sized body) and the
+//       same window (the relay's --batch, 100 by default). What it leaves out is exactly the relay's own
+//       work: the PostgreSQL claim (SELECT ... FOR UPDATE SKIP LOCKED) and mark (UPDATE) around each
+//       window. Prints one line: "published=N seconds=S rate=R".
 //
-//   pp_bench_mq depth --amqp-url URL --queue Q      prints the ready-message count of Q
-//   pp_bench_mq delete --amqp-url URL --queue Q     deletes Q, Q.dlq and the exchange Q.dlx (cleanup)
+//   pp_bench_mq depth --queue Q      prints the ready-message count of Q (a passive declare, as the relay)
 //
-// Exit status: 0 on success, 1 on a broker error (message on stderr), 2 on bad arguments.
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
-
+// URLs come from the environment, never the command line (they hold passwords). Clean-up is
+// `paypath broker delete`. Exit status: 0 on success, 1 on a broker error (message on stderr), 2 on bad
+// arguments.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -41,7 +40,7 @@ struct Args {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: pp_bench_mq publish|depth|delete --amqp-url URL --queue Q [--count N] [--window W]\n");
+               "usage: pp_bench_mq publish|depth --queue Q [--count N] [--window W] (PAYPATH_RELAY_AMQP_URL set)\n");
   return 2;
 }
 
@@ -50,12 +49,13 @@ bool ParseArgs(int argc, char** argv, Args& a) {
   a.mode = argv[1];
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--amqp-url") a.url = v;
-    else if (k == "--queue") a.queue = v;
+    if (k == "--queue") a.queue = v;
     else if (k == "--count") a.count = std::atoi(v.c_str());
     else if (k == "--window") a.window = std::atoi(v.c_str());
     else return false;
   }
+  const char* url = std::getenv("PAYPATH_RELAY_AMQP_URL");
+  if (url != nullptr) a.url = url;
   return !a.url.empty() && !a.queue.empty() && a.count > 0 && a.window > 0;
 }
 
@@ -79,9 +79,12 @@ int Publish(const Args& a) {
   amqp::Connection& c = *conn.value();
   amqp::Topology t;
   t.queue = a.queue;
-  Status st = amqp::DeclareTopology(c, t);
-  if (!st.ok()) return Fail("declare", st.error());
-  st = c.EnableConfirms();
+  Status st = amqp::VerifyTopology(c, t);
+  if (!st.ok()) return Fail("verify", st.error());
+  conn = amqp::Connection::Open(s);  // a fresh channel, as the relay has after its verification
+  if (!conn.ok()) return Fail("connect", conn.error());
+  amqp::Connection& p = *conn.value();
+  st = p.EnableConfirms();
   if (!st.ok()) return Fail("confirm.select", st.error());
 
   // Messages are built before the clock starts: the relay gets its rows from PostgreSQL, which is part of
@@ -106,10 +109,10 @@ int Publish(const Args& a) {
   for (int i = 0; i < a.count;) {
     int n = std::min(a.window, a.count - i);
     for (int j = 0; j < n; ++j) {
-      auto tag = c.Publish(a.queue, msgs[i + j]);
+      auto tag = p.Publish(t.exchange(), a.queue, msgs[i + j]);
       if (!tag.ok()) return Fail("publish", tag.error());
     }
-    auto conf = c.WaitForConfirms(std::chrono::milliseconds(5000));
+    auto conf = p.WaitForConfirms(std::chrono::milliseconds(5000));
     if (!conf.ok()) return Fail("confirms", conf.error());
     failed += static_cast<int>(conf->failed.size());
     confirmed += n - static_cast<int>(conf->failed.size());
@@ -131,44 +134,6 @@ int Depth(const Args& a) {
   return 0;
 }
 
-// amqp::Connection has no exchange.delete (paypath never deletes one), so cleanup uses librabbitmq
-// directly for the exchange and the wrapper for the queues.
-int Delete(const Args& a) {
-  amqp::Settings s;
-  s.url = a.url;
-  amqp::Topology t;
-  t.queue = a.queue;
-  {
-    auto conn = amqp::Connection::Open(s);
-    if (!conn.ok()) return Fail("connect", conn.error());
-    for (const std::string& q : {t.queue, t.dead_letter_queue()}) {
-      Status st = conn.value()->DeleteQueue(q);
-      if (!st.ok()) return Fail("delete " + q, st.error());
-    }
-  }
-  std::vector<char> buf(a.url.begin(), a.url.end());
-  buf.push_back('\0');
-  amqp_connection_info info{};
-  if (amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK) return 2;
-  amqp_connection_state_t c = amqp_new_connection();
-  amqp_socket_t* sock = amqp_tcp_socket_new(c);
-  timeval tv{5, 0};
-  int rc = 1;
-  if (sock && amqp_socket_open_noblock(sock, info.host, info.port, &tv) == AMQP_STATUS_OK &&
-      amqp_login(c, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, info.user, info.password).reply_type ==
-          AMQP_RESPONSE_NORMAL) {
-    amqp_channel_open(c, 1);
-    std::string x = t.dead_letter_exchange();
-    amqp_exchange_delete(c, 1, amqp_cstring_bytes(x.c_str()), 0);
-    if (amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL) rc = 0;
-    amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-  }
-  amqp_destroy_connection(c);
-  if (rc != 0) std::fprintf(stderr, "pp_bench_mq: could not delete exchange %s\n", t.dead_letter_exchange().c_str());
-  return rc;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -176,6 +141,5 @@ int main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, a)) return Usage();
   if (a.mode == "publish") return Publish(a);
   if (a.mode == "depth") return Depth(a);
-  if (a.mode == "delete") return Delete(a);
   return Usage();
 }

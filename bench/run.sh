@@ -10,7 +10,7 @@
 #   --build-dir   the CMake build directory holding paypath and the bench tools (default $BUILD or build)
 #   --no-build    do not run `cmake --build` first (the smoke test: ctest has built everything)
 #
-# Uses the private stack (scripts/stack): PAYPATH_PG_URL, PAYPATH_REDIS_URL, PAYPATH_AMQP_URL from the
+# Uses the private stack (scripts/stack): PAYPATH_PG_URL, PAYPATH_REDIS_URL, the per-role AMQP URLs from the
 # environment, or `scripts/stack up` when they are not set. Never stops the servers: other suites share them.
 # Everything it creates is private to the run and removed on exit (trap): databases pp_bench_<id>_*, queues
 # pp_bench_<id>_* (and their .dlq/.dlx), Redis keys of those databases, child processes, temp files.
@@ -94,23 +94,31 @@ MQ=$(find_bin pp_bench_mq)
 LOAD=$(find_bin pp_bench_load)
 
 # --- stack ---------------------------------------------------------------------------------------------
-if [[ -z "${PAYPATH_PG_URL:-}" || -z "${PAYPATH_AMQP_URL:-}" || -z "${PAYPATH_REDIS_URL:-}" ]]; then
+if [[ -z "${PAYPATH_PG_URL:-}" || -z "${PAYPATH_RELAY_AMQP_URL:-}" || -z "${PAYPATH_REDIS_URL:-}" ]]; then
     log "starting the stack (scripts/stack up)"
     eval "$("$ROOT/scripts/stack" up)"
 fi
 PG_ADMIN_URL=$PAYPATH_PG_URL
 PG_BASE=${PAYPATH_PG_URL%/*}
-# The api, relay and consumer under test get their settings from flags; the environment must not
-# override them, and no failpoint may be armed.
+# The api, relay and consumer under test get their settings from flags, except the secrets (Redis and AMQP
+# URLs, API keys), which they read from the environment so that no password shows on a command line (ps).
+# Nothing else in the environment may override the flags, and no failpoint may be armed.
 unset PAYPATH_FAILPOINTS PAYPATH_LISTEN PAYPATH_METRICS_LISTEN
+# redis-cli as Redis' admin (scan, del, info): the password goes through REDISCLI_AUTH, not argv.
+REDIS_ADMIN=${PAYPATH_REDIS_ADMIN_URL#redis://*:}
+REDIS_ADMIN_PW=${REDIS_ADMIN%%@*}
+REDIS_HOSTPORT=${REDIS_ADMIN#*@}
+REDIS_HOSTPORT=${REDIS_HOSTPORT%%/*}
+rcli() { REDISCLI_AUTH=$REDIS_ADMIN_PW redis-cli --no-auth-warning -h "${REDIS_HOSTPORT%:*}" -p "${REDIS_HOSTPORT##*:}" "$@"; }
 
 ID=pp_bench_$(date +%s)_$$
 DB_CH=${ID}_charges
 DB_MQ=${ID}_mq
 DB_E2E=${ID}_e2e
-Q_RELAY=${ID}_relay
-Q_PLAIN=${ID}_plain
-Q_E2E=${ID}_e2e
+# Ledger queues are named paypath.<name>: the consumer's broker user may read no other (scripts/stack).
+Q_RELAY=paypath.${ID}_relay
+Q_PLAIN=paypath.${ID}_plain
+Q_E2E=paypath.${ID}_e2e
 TMP=$(mktemp -d /tmp/pp_bench.XXXXXX)
 [[ -n "$OUT" ]] || { ((SMOKE)) && OUT=$TMP/results-smoke.md || OUT=$BENCH_DIR/results.md; }
 PIDS=()
@@ -127,12 +135,12 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
-    for q in "${QUEUES[@]}"; do "$MQ" delete --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" >/dev/null 2>&1; done
+    for q in "${QUEUES[@]}"; do "$PAYPATH" broker delete --queue "$q" >/dev/null 2>&1; done
     for db in "${DBS[@]}"; do
         psql -X -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
         if command -v redis-cli >/dev/null; then
-            redis-cli -u "$PAYPATH_REDIS_URL" --scan --pattern "pp:idem:$db:*" 2>/dev/null \
-                | xargs -r -n 500 redis-cli -u "$PAYPATH_REDIS_URL" del >/dev/null 2>&1
+            rcli --scan --pattern "pp:idem:$db:*" 2>/dev/null | while read -r k; do echo "DEL $k"; done \
+                | rcli >/dev/null 2>&1
         fi
     done
     if ((OK)); then
@@ -205,7 +213,7 @@ cpu_s() {
 cpu_snapshot() { awk '/^cpu / {busy = $2 + $3 + $4 + $7 + $8 + $9; idle = $5 + $6; print busy, idle; exit}' /proc/stat; }
 start_api() {  # start_api NAME DB: starts `paypath api` on a free port; sets PORT_NAME
     local name=$1 db=$2 port
-    start "$name" "$PAYPATH" api --pg-url "$PG_BASE/$db" --redis-url "$PAYPATH_REDIS_URL" --api-keys "$PAYPATH_API_KEYS" \
+    start "$name" "$PAYPATH" api --pg-url "$PG_BASE/$db" \
         --listen 127.0.0.1:0 --threads "$API_THREADS" --retention-s 3600 --no-migrate
     port=$(wait_port "$name" api_listening)
     wait_http_ok "http://127.0.0.1:$port/readyz"
@@ -280,16 +288,16 @@ pgbench_run() {
 # --- interruptions ---------------------------------------------------------------------------------------
 # Other suites stop and restart these servers to test outages (scripts/stack stop|start). A measurement
 # during which a server went away is worthless, so each one is checked and repeated.
-AMQP_HOSTPORT=${PAYPATH_AMQP_URL#*@}
+AMQP_HOSTPORT=${PAYPATH_RELAY_AMQP_URL#*@}
 AMQP_HOSTPORT=${AMQP_HOSTPORT%%/*}
 INTERRUPTIONS=0
 pg_up() { psql -X -q -At "$PG_ADMIN_URL" -c "SELECT 1" >/dev/null 2>&1; }
-redis_up() { [[ "$(redis-cli -u "$PAYPATH_REDIS_URL" ping 2>/dev/null)" == PONG ]]; }
+redis_up() { [[ "$(rcli ping 2>/dev/null)" == PONG ]]; }
 amqp_up() { (exec 3<>"/dev/tcp/${AMQP_HOSTPORT%:*}/${AMQP_HOSTPORT##*:}") 2>/dev/null; }
 # Changes whenever PostgreSQL or Redis restarts (RabbitMQ restarts show up as reconnects in the logs).
 stack_fp() {
     printf '%s/%s' "$(psql -X -q -At "$PG_ADMIN_URL" -c 'SELECT pg_postmaster_start_time()' 2>/dev/null || echo down)" \
-        "$(redis-cli -u "$PAYPATH_REDIS_URL" INFO server 2>/dev/null | awk -F: '/^run_id/ {print $2}' | tr -d '\r')"
+        "$(rcli INFO server 2>/dev/null | awk -F: '/^run_id/ {print $2}' | tr -d '\r')"
 }
 wait_stack() {
     local deadline=$((SECONDS + 300)) said=0
@@ -442,14 +450,15 @@ m_relay_consumer() {
     sql "$db" "VACUUM ANALYZE outbox" >/dev/null || return 1
 
     log "relay: plain publisher-confirms loop ($BACKLOG messages, window $RELAY_WINDOW)"
-    line=$("$MQ" publish --amqp-url "$PAYPATH_AMQP_URL" --queue "$qp" --count "$BACKLOG" --window "$RELAY_WINDOW" 2>"$TMP/plain.err") \
+    "$PAYPATH" broker declare --queue "$q" --queue "$qp" >/dev/null || return 1
+    line=$("$MQ" publish --queue "$qp" --count "$BACKLOG" --window "$RELAY_WINDOW" 2>"$TMP/plain.err") \
         || { log "plain publisher failed: $(cat "$TMP/plain.err")"; return 1; }
     PLAIN_RATE=$(field "$line" rate)
-    "$MQ" delete --amqp-url "$PAYPATH_AMQP_URL" --queue "$qp" >/dev/null 2>&1 || true
+    "$PAYPATH" broker delete --queue "$qp" >/dev/null 2>&1 || true
 
     log "relay: paypath relay, rate limit off"
     t0=$(date +%s.%N)
-    start relay "$PAYPATH" relay --pg-url "$PG_BASE/$db" --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" \
+    start relay "$PAYPATH" relay --pg-url "$PG_BASE/$db" --queue "$q" \
         --rate 1e9 --burst 1e9 --batch "$RELAY_WINDOW" --metrics-listen 127.0.0.1:0
     wait_drained relay "$db" "SELECT $BACKLOG - count(*) FROM outbox WHERE published_at IS NULL" || return 1
     RELAY_WALL=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
@@ -458,11 +467,11 @@ m_relay_consumer() {
     stop relay
     (($(worker_trouble "$TMP/relay.log") == 0)) || { log "the relay lost a server during the drain"; return 1; }
 
-    depth=$("$MQ" depth --amqp-url "$PAYPATH_AMQP_URL" --queue "$q") || return 1
+    depth=$("$MQ" depth --queue "$q") || return 1
     ((depth >= BACKLOG)) || { log "queue $q holds $depth messages, expected $BACKLOG"; return 1; }
     log "consumer: draining $depth queued events"
     t0=$(date +%s.%N)
-    start consumer "$PAYPATH" consumer --pg-url "$PG_BASE/$db" --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" \
+    start consumer "$PAYPATH" consumer --pg-url "$PG_BASE/$db" --queue "$q" \
         --metrics-listen 127.0.0.1:0
     wait_drained consumer "$db" "SELECT count(*) FROM inbox" || return 1
     CONS_WALL=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
@@ -470,7 +479,7 @@ m_relay_consumer() {
     CONS_BATCH=$(sql "$db" "SELECT round(avg(n), 1) FROM (SELECT count(*) AS n FROM inbox GROUP BY received_at) s")
     RSS_CONSUMER=$(hwm_mib consumer)
     stop consumer
-    "$MQ" delete --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" >/dev/null 2>&1 || true
+    "$PAYPATH" broker delete --queue "$q" >/dev/null 2>&1 || true
     (($(worker_trouble "$TMP/consumer.log") == 0)) || { log "the consumer lost a server during the drain"; return 1; }
     MQ_DB=$db
 }
@@ -520,10 +529,11 @@ m_e2e() {
     local snap0 snap1 api0 relay0 cons0
     create_db "$db"
     QUEUES+=("$q")
+    "$PAYPATH" broker declare --queue "$q" >/dev/null || return 1
     start_api e2e_api "$db"
-    start e2e_relay "$PAYPATH" relay --pg-url "$PG_BASE/$db" --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" \
+    start e2e_relay "$PAYPATH" relay --pg-url "$PG_BASE/$db" --queue "$q" \
         --rate "$relay_rate" --burst "$relay_rate" --metrics-listen 127.0.0.1:0
-    start e2e_consumer "$PAYPATH" consumer --pg-url "$PG_BASE/$db" --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" \
+    start e2e_consumer "$PAYPATH" consumer --pg-url "$PG_BASE/$db" --queue "$q" \
         --metrics-listen 127.0.0.1:0
     wait_port e2e_relay metrics_listening >/dev/null
     cons_mport=$(wait_port e2e_consumer metrics_listening)
@@ -583,7 +593,7 @@ m_e2e() {
     stop e2e_api
     stop e2e_relay
     stop e2e_consumer
-    "$MQ" delete --amqp-url "$PAYPATH_AMQP_URL" --queue "$q" >/dev/null 2>&1 || true
+    "$PAYPATH" broker delete --queue "$q" >/dev/null 2>&1 || true
     ((load_rc == 0)) || { log "open-loop load saw errors: $E2E_LINE"; return 1; }
     ((applied >= charges)) || return 1
     (($(worker_trouble "$TMP/e2e_api.log" "$TMP/e2e_relay.log" "$TMP/e2e_consumer.log") == 0)) \

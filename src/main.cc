@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "api/command.h"
+#include "broker/command.h"
 #include "chaos/command.h"
 #include "client/command.h"
 #include "common/cli.h"
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   paypath::api::AddCommands(app);
+  paypath::amqp::AddCommands(app);
   paypath::outbox::AddCommands(app);
   paypath::ledger::AddCommands(app);
   paypath::client::AddCommands(app);

@@ -355,7 +355,7 @@ TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
   std::string key = NewKey("flush");
   RawResponse first = Post(key, kBody);
   ASSERT_EQ(first.status, 201);
-  auto addr = store::ParseRedisUrl(testing::RedisUrl());
+  auto addr = store::ParseRedisUrl(testing::RedisAdminUrl());  // FLUSHALL needs Redis' admin user
   ASSERT_TRUE(addr.ok());
   auto redis = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
   ASSERT_TRUE(redis.ok());

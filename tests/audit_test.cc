@@ -34,8 +34,7 @@ LedgerFixture* AuditTest::fx_ = nullptr;
 TEST_F(AuditTest, PassesOnAConsistentLedgerAndPrintsATable) {
   ExpectAudit(0, "charges_posted_once", "ok");
   std::string out;
-  int st = RunShell(PaypathBinary() + " audit --pg-url '" + fx_->url() + "' --amqp-url '" + AmqpUrl() +
-                        "' --queue " + fx_->queue(),
+  int st = RunShell(PaypathBinary() + " audit --pg-url '" + fx_->url() + "' --queue " + fx_->queue(),
                     &out);
   EXPECT_EQ(st, 0) << out;
   for (const char* check : {"charges_posted_once", "postings_have_charge", "postings_sum_to_zero",

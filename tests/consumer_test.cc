@@ -13,9 +13,7 @@ class ConsumerTest : public ::testing::Test {
   static void TearDownTestSuite() { delete fx_; }
   void SetUp() override { fx_->Reset(); }
   static std::unique_ptr<amqp::Connection> Broker() {
-    amqp::Settings s;
-    s.url = AmqpUrl();
-    auto c = amqp::Connection::Open(s);
+    auto c = LedgerFixture::Admin();  // publishes what the relay never would, as the admin
     EXPECT_TRUE(c.ok()) << c.error().ToString();
     return std::move(c.value());
   }
@@ -77,19 +75,19 @@ TEST_F(ConsumerTest, PoisonIsDeadLetteredAfterDeliveryLimitAndDoesNotBlockOthers
   o.prefetch = 1;  // worst case for blocking: the poison message is all the consumer holds
   o.batch = 1;
   // Declare the topology with the test's delivery limit before anything is published.
+  fx_->Declare(o.topology);
   auto broker = Broker();
-  ASSERT_TRUE(amqp::DeclareTopology(*broker, o.topology).ok());
   ASSERT_TRUE(broker->EnableConfirms().ok());
   amqp::Message poison;
   poison.message_id = "11111111-2222-4333-8444-555555555555";
   poison.type = "charge.succeeded";
   poison.body = "{this is not json";
-  ASSERT_TRUE(broker->Publish(fx_->queue(), poison).ok());
+  ASSERT_TRUE(broker->Publish(amqp::kExchange, fx_->queue(), poison).ok());
   amqp::Message invalid = poison;  // parseable, but not a valid ledger event
   invalid.message_id = "11111111-2222-4333-8444-666666666666";
   invalid.body = R"({"charge_id":"ch_x","tenant":"tenant_a","account_id":"acct_1","amount":0,"currency":"USD",)"
                  R"("created_at":"2026-11-28T04:00:00Z"})";
-  ASSERT_TRUE(broker->Publish(fx_->queue(), invalid).ok());
+  ASSERT_TRUE(broker->Publish(amqp::kExchange, fx_->queue(), invalid).ok());
   auto confirms = broker->WaitForConfirms(std::chrono::seconds(5));
   ASSERT_TRUE(confirms.ok());
   ASSERT_TRUE(confirms->failed.empty());
@@ -108,8 +106,7 @@ TEST_F(ConsumerTest, PoisonIsDeadLetteredAfterDeliveryLimitAndDoesNotBlockOthers
 
   // The operator can see them...
   std::string out;
-  int st = RunShell(PaypathBinary() + " dlq list --amqp-url '" + AmqpUrl() + "' --queue " + fx_->queue() +
-                        " --delivery-limit 2",
+  int st = RunShell(PaypathBinary() + " dlq list --queue " + fx_->queue() + " --delivery-limit 2",
                     &out);
   EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find(poison.message_id), std::string::npos) << out;
@@ -128,7 +125,6 @@ TEST_F(ConsumerTest, DlqReplayRedrivesAMessageThatNowApplies) {
   auto broker = Broker();
   amqp::Topology t;
   t.queue = fx_->queue();
-  ASSERT_TRUE(amqp::DeclareTopology(*broker, t).ok());
   ASSERT_TRUE(broker->EnableConfirms().ok());
   // Put the first charge's event straight into the DLQ and the second's... also there; replay only one.
   for (const auto& s : seeded) {
@@ -137,15 +133,15 @@ TEST_F(ConsumerTest, DlqReplayRedrivesAMessageThatNowApplies) {
     m.type = "charge.succeeded";
     m.headers = {{"tenant", "tenant_a"}, {"charge_id", s.charge_id}};
     m.body = QueryScalar(fx_->url(), "SELECT payload::text FROM outbox WHERE message_id = '" + s.message_id + "'");
-    ASSERT_TRUE(broker->Publish(t.dead_letter_queue(), m).ok());
+    ASSERT_TRUE(broker->Publish(t.dead_letter_exchange(), t.dead_letter_queue(), m).ok());
   }
   ASSERT_TRUE(broker->WaitForConfirms(std::chrono::seconds(5)).ok());
   (void)QueryScalar(fx_->url(), "UPDATE outbox SET published_at = now()");
   ASSERT_TRUE(WaitUntil([&] { return fx_->Depth(t.dead_letter_queue()) == 2; }, std::chrono::seconds(5)));
 
   std::string out;
-  int st = RunShell(PaypathBinary() + " dlq replay --amqp-url '" + AmqpUrl() + "' --queue " + fx_->queue() +
-                        " --message-id " + seeded[0].message_id,
+  // As the operator (reads the DLQ) and the relay (republishes): both URLs come from the environment.
+  int st = RunShell(PaypathBinary() + " dlq replay --queue " + fx_->queue() + " --message-id " + seeded[0].message_id,
                     &out);
   ASSERT_EQ(st, 0) << out;
   EXPECT_NE(out.find("replayed 1 message(s)"), std::string::npos) << out;
@@ -157,7 +153,7 @@ TEST_F(ConsumerTest, DlqReplayRedrivesAMessageThatNowApplies) {
   EXPECT_EQ(fx_->Count("SELECT count(*) FROM inbox WHERE message_id = '" + seeded[0].message_id + "'"), 1);
 
   // Replaying the rest, then replaying an already applied message again, never doubles an effect.
-  st = RunShell(PaypathBinary() + " dlq replay --amqp-url '" + AmqpUrl() + "' --queue " + fx_->queue(), &out);
+  st = RunShell(PaypathBinary() + " dlq replay --queue " + fx_->queue(), &out);
   ASSERT_EQ(st, 0) << out;
   ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return fx_->InboxRows() == 2; }));
   EXPECT_EQ(fx_->Postings(), 4);

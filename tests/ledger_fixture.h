@@ -50,20 +50,35 @@ class LedgerFixture {
 
   ~LedgerFixture() { DeleteQueues(); }
 
-  // Empties the ledger-side tables and deletes the suite's queues: each test starts from nothing.
+  // Empties the ledger-side tables and re-creates the suite's queues empty: each test starts from nothing.
+  // The services only verify the topology, so the admin declares it, as `paypath broker declare` would.
   void Reset() {
     (void)QueryScalar(url_, "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
+    amqp::Topology t;
+    t.queue = queue_;
+    Declare(t);
+  }
+
+  // Deletes the suite's queues and declares them again with `t`'s arguments (t.queue must be queue()).
+  void Declare(const amqp::Topology& t) {
     DeleteQueues();
+    auto c = Admin();
+    ASSERT_TRUE(c.ok()) << c.error().ToString();
+    Status s = amqp::DeclareTopology(*c.value(), t);
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
   }
 
   void DeleteQueues() {
+    auto c = Admin();
+    amqp::Topology t;
+    t.queue = queue_;
+    if (c.ok()) (void)amqp::DeleteTopology(*c.value(), t);
+  }
+
+  static Result<std::unique_ptr<amqp::Connection>> Admin() {
     amqp::Settings s;
-    s.url = AmqpUrl();
-    auto c = amqp::Connection::Open(s);
-    if (c.ok()) {
-      (void)c.value()->DeleteQueue(queue_);
-      (void)c.value()->DeleteQueue(queue_ + ".dlq");
-    }
+    s.url = AdminAmqpUrl();
+    return amqp::Connection::Open(s);
   }
 
   const std::string& url() const { return url_; }
@@ -103,7 +118,7 @@ class LedgerFixture {
   outbox::RelayOptions RelayOpts(metrics::Registry& reg) {
     outbox::RelayOptions o;
     o.pg_url = url_;
-    o.amqp.url = AmqpUrl();
+    o.amqp.url = RelayAmqpUrl();
     o.topology.queue = queue_;
     o.rate = 100000;
     o.burst = 100000;
@@ -114,7 +129,7 @@ class LedgerFixture {
   ledger::ConsumerOptions ConsumerOpts(metrics::Registry& reg) {
     ledger::ConsumerOptions o;
     o.pg_url = url_;
-    o.amqp.url = AmqpUrl();
+    o.amqp.url = ConsumerAmqpUrl();
     o.topology.queue = queue_;
     o.poll = std::chrono::milliseconds(100);
     o.registry = &reg;
@@ -131,18 +146,16 @@ class LedgerFixture {
 
   // Messages ready in a queue (passive declare), -1 if unreachable.
   int64_t Depth(const std::string& queue) {
-    amqp::Settings s;
-    s.url = AmqpUrl();
-    auto c = amqp::Connection::Open(s);
+    auto c = Admin();
     if (!c.ok()) return -1;
     auto d = c.value()->QueueDepth(queue);
     return d.ok() ? static_cast<int64_t>(*d) : -1;
   }
 
-  // Runs `paypath audit` for this database and queue; returns its exit code, output in *out.
+  // Runs `paypath audit` for this database and queue; returns its exit code, output in *out. The
+  // operator's AMQP URL comes from the environment (PAYPATH_OPERATOR_AMQP_URL), never the command line.
   int Audit(std::string* out, const std::string& extra = "") {
-    std::string cmd = PaypathBinary() + " audit --json --pg-url '" + url_ + "' --amqp-url '" + AmqpUrl() +
-                      "' --queue " + queue_ + " " + extra;
+    std::string cmd = PaypathBinary() + " audit --json --pg-url '" + url_ + "' --queue " + queue_ + " " + extra;
     int st = RunShell(cmd, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   }
@@ -158,10 +171,10 @@ class LedgerFixture {
         deadline, std::chrono::milliseconds(0));
   }
 
-  // Command line of a worker subprocess for this database and queue.
+  // Command line of a worker subprocess for this database and queue; its AMQP URL (a secret) comes from
+  // the inherited environment: PAYPATH_RELAY_AMQP_URL or PAYPATH_CONSUMER_AMQP_URL.
   std::vector<std::string> Worker(const std::string& sub, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {PaypathBinary(), sub, "--pg-url", url_, "--amqp-url", AmqpUrl(),
-                                     "--queue", queue_};
+    std::vector<std::string> argv = {PaypathBinary(), sub, "--pg-url", url_, "--queue", queue_};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   }

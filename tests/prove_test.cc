@@ -22,7 +22,7 @@ TEST(ProveRun, TwoHundredOperationsWithEveryFaultAreAppliedExactlyOnce) {
   std::string report = "/tmp/paypath-prove-test-report";
   std::string out;
   int st = testing::RunShell(testing::PaypathBinary() + " prove --operations 200 --concurrency 16 --database "
-                             "pp_prove_test --report " + report, &out);
+                             "paypath_prove_test --report " + report, &out);
   std::string tail = out.size() > 6000 ? out.substr(out.size() - 6000) : out;
   ASSERT_EQ(st, 0) << tail;
   EXPECT_NE(out.find("VERDICT: PASS"), std::string::npos) << tail;
@@ -36,7 +36,7 @@ TEST(ProveRun, TwoHundredOperationsWithEveryFaultAreAppliedExactlyOnce) {
   EXPECT_EQ(verdict.find("\"responses_eaten\":0"), std::string::npos) << verdict;
   // The data itself, independent of the prover: one debit and one credit per charge.
   std::string db = testing::PgUrl();
-  db = db.substr(0, db.rfind('/') + 1) + "pp_prove_test";
+  db = db.substr(0, db.rfind('/') + 1) + "paypath_prove_test";
   EXPECT_EQ(testing::QueryScalar(db, "SELECT count(*) FROM charges"), "203");
   EXPECT_EQ(testing::QueryScalar(db, "SELECT count(*) FROM (SELECT charge_id FROM ledger_entries GROUP BY charge_id "
                                      "HAVING count(*) FILTER (WHERE direction='debit') = 1 AND "

@@ -31,7 +31,7 @@ TEST_F(RelayTest, PublishesInIdOrderWithStableIdsAndMarksAfterConfirm) {
   EXPECT_EQ(CounterValue(reg, "paypath_outbox_published_total"), 5);
 
   amqp::Settings s;
-  s.url = AmqpUrl();
+  s.url = ConsumerAmqpUrl();
   auto c = amqp::Connection::Open(s);
   ASSERT_TRUE(c.ok());
   for (const auto& want : seeded) {

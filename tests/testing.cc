@@ -28,7 +28,11 @@ std::string Require(const char* name) {
 
 std::string PgUrl() { return Require("PAYPATH_PG_URL"); }
 std::string RedisUrl() { return Require("PAYPATH_REDIS_URL"); }
-std::string AmqpUrl() { return Require("PAYPATH_AMQP_URL"); }
+std::string RelayAmqpUrl() { return Require("PAYPATH_RELAY_AMQP_URL"); }
+std::string ConsumerAmqpUrl() { return Require("PAYPATH_CONSUMER_AMQP_URL"); }
+std::string OperatorAmqpUrl() { return Require("PAYPATH_OPERATOR_AMQP_URL"); }
+std::string AdminAmqpUrl() { return Require("PAYPATH_ADMIN_AMQP_URL"); }
+std::string RedisAdminUrl() { return Require("PAYPATH_REDIS_ADMIN_URL"); }
 std::string StackScript() { return Require("PAYPATH_STACK"); }
 std::string PaypathBinary() { return PAYPATH_BIN; }
 

@@ -13,7 +13,13 @@ namespace paypath::testing {
 // Settings from the environment (scripts/stack env); abort with a clear message when unset.
 std::string PgUrl();      // PAYPATH_PG_URL
 std::string RedisUrl();   // PAYPATH_REDIS_URL
-std::string AmqpUrl();    // PAYPATH_AMQP_URL
+// One AMQP URL per broker role (docs/design.md "Who may do what"). Tests create and delete their private
+// queues with the admin's; a worker under test gets its own role's.
+std::string RelayAmqpUrl();     // PAYPATH_RELAY_AMQP_URL: publish to paypath.events only
+std::string ConsumerAmqpUrl();  // PAYPATH_CONSUMER_AMQP_URL: read the ledger queues
+std::string OperatorAmqpUrl();  // PAYPATH_OPERATOR_AMQP_URL: read the DLQs
+std::string AdminAmqpUrl();     // PAYPATH_ADMIN_AMQP_URL: declare and delete (set-up and tests only)
+std::string RedisAdminUrl();    // PAYPATH_REDIS_ADMIN_URL: Redis' default user (FLUSHALL and friends)
 std::string StackScript();  // PAYPATH_STACK: path of scripts/stack, for stopping/starting one server
 std::string PaypathBinary();  // the built paypath executable
 

@@ -3,6 +3,7 @@
 #include <amqp_tcp_socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -58,6 +59,16 @@ Message ToMessage(const amqp_message_t& m) {
   return out;
 }
 
+// The error for a broker-initiated close (connection.close or channel.close) with this reply code.
+Error CloseError(const std::string& what, uint16_t code, const std::string& text) {
+  std::string msg = what + ": broker replied " + std::to_string(code) + " " + text;
+  // 403 ACCESS_REFUSED: wrong credentials or a missing permission; 406 PRECONDITION_FAILED: a declaration
+  // that contradicts what exists. Both are configuration, which retrying does not fix.
+  if (code == 406 || code == 403) return Error::FailedPrecondition(msg);
+  if (code == 404) return Error::NotFound(msg);
+  return Error::Unavailable(msg);
+}
+
 }  // namespace
 
 std::string StatusText(int status) { return amqp_error_string2(status); }
@@ -92,10 +103,7 @@ Error Connection::ReplyError(const amqp_rpc_reply_t& r, const std::string& what)
         amqp_channel_close_ok_t ok{};
         amqp_send_method(conn_, kChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
       }
-      std::string msg = what + ": broker replied " + std::to_string(code) + " " + text;
-      if (code == 406 || code == 403) return Error::FailedPrecondition(msg);
-      if (code == 404) return Error::NotFound(msg);
-      return Error::Unavailable(msg);
+      return CloseError(what, code, text);
     }
   }
   return Error::Internal(what + ": unknown reply type");
@@ -189,9 +197,20 @@ Result<uint32_t> Connection::QueueDepth(const std::string& name) {
   return ok ? ok->message_count : 0;
 }
 
+Status Connection::ExchangeExists(const std::string& name) {
+  amqp_exchange_declare(conn_, kChannel, amqp_cstring_bytes(name.c_str()), amqp_cstring_bytes("direct"),
+                        /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  return CheckRpc("inspect exchange " + name);
+}
+
 Status Connection::DeleteQueue(const std::string& name) {
   amqp_queue_delete(conn_, kChannel, amqp_cstring_bytes(name.c_str()), /*if_unused=*/0, /*if_empty=*/0);
   return CheckRpc("delete queue " + name);
+}
+
+Status Connection::DeleteExchange(const std::string& name) {
+  amqp_exchange_delete(conn_, kChannel, amqp_cstring_bytes(name.c_str()), /*if_unused=*/0);
+  return CheckRpc("delete exchange " + name);
 }
 
 Status Connection::EnableConfirms() {
@@ -201,7 +220,8 @@ Status Connection::EnableConfirms() {
   return s;
 }
 
-Result<uint64_t> Connection::Publish(const std::string& queue, const Message& m) {
+Result<uint64_t> Connection::Publish(const std::string& exchange, const std::string& routing_key,
+                                     const Message& m) {
   if (broken_) return Error::Unavailable("amqp connection is broken");
   if (!confirms_) return Error::FailedPrecondition("Publish before EnableConfirms");
   amqp_basic_properties_t props{};
@@ -230,16 +250,45 @@ Result<uint64_t> Connection::Publish(const std::string& queue, const Message& m)
     props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
   }
   amqp_bytes_t body{m.body.size(), const_cast<char*>(m.body.data())};
-  int st = amqp_basic_publish(conn_, kChannel, amqp_cstring_bytes(""), amqp_cstring_bytes(queue.c_str()),
-                              /*mandatory=*/1, /*immediate=*/0, &props, body);
+  int st = amqp_basic_publish(conn_, kChannel, amqp_cstring_bytes(exchange.c_str()),
+                              amqp_cstring_bytes(routing_key.c_str()), /*mandatory=*/1, /*immediate=*/0, &props,
+                              body);
   if (st != AMQP_STATUS_OK) return Fail(Error::Unavailable("amqp publish: " + StatusText(st)));
   uint64_t tag = next_tag_++;
-  outstanding_.insert(tag);
+  outstanding_.emplace(tag, m.message_id);
   return tag;
 }
 
+void Connection::MatchReturn(const std::string& message_id) {
+  std::vector<uint64_t> hits;
+  for (const auto& [tag, id] : outstanding_)
+    if (!message_id.empty() && id == message_id) hits.push_back(tag);
+  if (hits.empty())
+    for (const auto& entry : outstanding_) hits.push_back(entry.first);  // cannot tell which: all of them
+  for (uint64_t tag : hits) {
+    failed_.insert(tag);
+    returned_.insert(tag);
+  }
+}
+
 Status Connection::HandleAsyncFrame(const amqp_frame_t& frame) {
-  if (frame.frame_type != AMQP_FRAME_METHOD) return OkStatus();  // content of a basic.return: skipped
+  if (frame.frame_type == AMQP_FRAME_HEADER) {
+    if (return_read_ != ReturnRead::kHeader) return OkStatus();
+    std::string id;
+    auto* p = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
+    if (p != nullptr && (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)) id = Bytes(p->message_id);
+    MatchReturn(id);
+    return_body_left_ = frame.payload.properties.body_size;
+    return_read_ = return_body_left_ > 0 ? ReturnRead::kBody : ReturnRead::kNone;
+    return OkStatus();
+  }
+  if (frame.frame_type == AMQP_FRAME_BODY) {
+    if (return_read_ != ReturnRead::kBody) return OkStatus();
+    return_body_left_ -= std::min<uint64_t>(return_body_left_, frame.payload.body_fragment.len);
+    if (return_body_left_ == 0) return_read_ = ReturnRead::kNone;
+    return OkStatus();
+  }
+  if (frame.frame_type != AMQP_FRAME_METHOD) return OkStatus();
   switch (frame.payload.method.id) {
     case AMQP_BASIC_ACK_METHOD:
     case AMQP_BASIC_NACK_METHOD: {
@@ -255,39 +304,39 @@ Status Connection::HandleAsyncFrame(const amqp_frame_t& frame) {
         tag = n->delivery_tag;
         multiple = n->multiple;
       }
-      // A returned (unroutable) message is followed by its ack; we cannot tell which tag of a multiple ack
-      // it was, so every tag that ack covers is reported failed. Republishing is safe; losing is not.
-      bool failed = !ack || return_pending_;
-      return_pending_ = false;
+      // A returned message's tag was already failed by its return, which the broker sends before the ack.
       auto end = multiple ? outstanding_.upper_bound(tag) : outstanding_.find(tag);
       auto begin = multiple ? outstanding_.begin() : end;
       if (!multiple) {
         if (end == outstanding_.end()) return OkStatus();
-        if (failed) failed_.insert(tag);
+        if (!ack) failed_.insert(tag);
         outstanding_.erase(end);
         return OkStatus();
       }
       for (auto it = begin; it != end; ++it)
-        if (failed) failed_.insert(*it);
+        if (!ack) failed_.insert(it->first);
       outstanding_.erase(begin, end);
       return OkStatus();
     }
-    case AMQP_BASIC_RETURN_METHOD:
-      return_pending_ = true;
+    case AMQP_BASIC_RETURN_METHOD: {
+      auto* r = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+      return_reason_ = std::to_string(r->reply_code) + " " + Bytes(r->reply_text);
+      return_read_ = ReturnRead::kHeader;
       return OkStatus();
+    }
     case AMQP_CHANNEL_CLOSE_METHOD: {
       auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+      Error e = CloseError("broker closed the channel", m->reply_code, Bytes(m->reply_text));
       amqp_channel_close_ok_t ok{};
       amqp_send_method(conn_, kChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-      return Fail(Error::Unavailable("broker closed the channel: " + std::to_string(m->reply_code) + " " +
-                                     Bytes(m->reply_text)));
+      return Fail(std::move(e));
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
       auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
+      Error e = CloseError("broker closed the connection", m->reply_code, Bytes(m->reply_text));
       amqp_connection_close_ok_t ok{};
       amqp_send_method(conn_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-      return Fail(Error::Unavailable("broker closed the connection: " + std::to_string(m->reply_code) + " " +
-                                     Bytes(m->reply_text)));
+      return Fail(std::move(e));
     }
     case AMQP_BASIC_CANCEL_METHOD:
       return Fail(Error::Unavailable("broker cancelled the consumer (queue deleted?)"));
@@ -299,7 +348,10 @@ Status Connection::HandleAsyncFrame(const amqp_frame_t& frame) {
 Result<Confirms> Connection::WaitForConfirms(std::chrono::milliseconds timeout) {
   if (broken_) return Error::Unavailable("amqp connection is broken");
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!outstanding_.empty()) {
+  // Until the last return's content frames are in too: its ack may already be in, but not its message_id.
+  while (!outstanding_.empty() || return_read_ != ReturnRead::kNone) {
+    // Frames are decoded into the connection's pools; nothing from an earlier frame is held past here.
+    amqp_maybe_release_buffers(conn_);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       return Fail(Error::Unavailable("no publisher confirm within " + std::to_string(timeout.count()) + " ms"));
@@ -313,6 +365,8 @@ Result<Confirms> Connection::WaitForConfirms(std::chrono::milliseconds timeout) 
   }
   Confirms c;
   c.failed.swap(failed_);
+  c.returned.swap(returned_);
+  c.return_reason.swap(return_reason_);
   return c;
 }
 

@@ -10,8 +10,10 @@
 //     discarded (destroy it and Open() a new one): the channel state (delivery tags, confirm numbering) is
 //     no longer trustworthy. Unacked deliveries go back to the queue when the connection closes.
 //   - Errors: kUnavailable (socket, heartbeat, broker closed the connection: retry later with backoff),
-//     kFailedPrecondition (the broker refused a declaration, e.g. a queue exists with other arguments:
-//     fix the configuration), kNotFound (queue does not exist), kInvalidArgument (bad URL).
+//     kFailedPrecondition (the broker refused: 403 ACCESS_REFUSED - wrong password or a permission this
+//     user does not have - or 406 PRECONDITION_FAILED - a queue exists with other arguments: fix the
+//     configuration), kNotFound (404: queue or exchange does not exist), kInvalidArgument (bad URL).
+//     Messages never contain the URL's password.
 //   - The destructor closes the channel and connection politely unless broken, then frees everything.
 #pragma once
 
@@ -57,8 +59,15 @@ struct Delivery {
 
 // Outcome of waiting for publisher confirms: the tags the broker nacked or returned (unroutable).
 // Every other tag published before the wait was confirmed (stored durably by the broker).
+//
+// A return carries no delivery tag: it is matched to the outstanding tag whose message_id it carries (read
+// from the return's content header), whatever order returns and acks arrive in; AMQP only promises that a
+// message's return precedes its ack. A return whose message_id names no single outstanding tag (absent,
+// or unknown) fails every tag still outstanding: republishing is safe, marking a dropped message is not.
 struct Confirms {
-  std::set<uint64_t> failed;
+  std::set<uint64_t> failed;    // nacked or returned
+  std::set<uint64_t> returned;  // the subset returned as unroutable
+  std::string return_reason;    // reply code and text of the last return ("312 NO_ROUTE"), if any
 };
 
 class Connection {
@@ -77,19 +86,26 @@ class Connection {
   // Returns the number of ready messages in the queue.
   Result<uint32_t> DeclareQueue(const std::string& name, const Args& args);
   Status BindQueue(const std::string& queue, const std::string& exchange, const std::string& routing_key);
-  // Passive declare: the ready-message count of an existing queue; kNotFound if it does not exist.
+  // Passive declares (they need no permission): the ready-message count of an existing queue, or whether
+  // an exchange exists; kNotFound if it does not (the broker then closes the channel: broken()).
   Result<uint32_t> QueueDepth(const std::string& name);
+  Status ExchangeExists(const std::string& name);
   // Deletes a queue and its messages (tests and operators cleaning up); deleting a missing queue is ok.
   Status DeleteQueue(const std::string& name);
+  // Deletes an exchange (clean-up of a queue's DLX); deleting a missing exchange is ok.
+  Status DeleteExchange(const std::string& name);
 
   // --- publishing ---
   // Puts the channel in confirm mode; required before Publish. Delivery tags then start at 1.
   Status EnableConfirms();
-  // Publishes to the default exchange with routing key `queue`, persistent and mandatory (an unroutable
-  // message is returned and reported as failed by WaitForConfirms). Returns the delivery tag.
-  Result<uint64_t> Publish(const std::string& queue, const Message& m);
+  // Publishes to `exchange` with `routing_key`, persistent and mandatory: a message no queue is bound for
+  // comes back (basic.return) and WaitForConfirms reports its tag failed. Returns the delivery tag.
+  // A publish the broker refuses (403: this user may not write to the exchange; 404: no such exchange)
+  // closes the channel; the error shows in WaitForConfirms.
+  Result<uint64_t> Publish(const std::string& exchange, const std::string& routing_key, const Message& m);
   // Waits until every tag published so far is acked or nacked by the broker. kUnavailable on timeout or a
   // lost connection: then nothing about the outstanding tags is known (treat them all as unconfirmed).
+  // kFailedPrecondition / kNotFound when the broker closed the channel over a refused publish.
   Result<Confirms> WaitForConfirms(std::chrono::milliseconds timeout);
 
   // --- consuming ---
@@ -114,16 +130,23 @@ class Connection {
   Error Fail(Error e);
   Error ReplyError(const amqp_rpc_reply_t& r, const std::string& what);
   Status CheckRpc(const std::string& what);
-  // Handles one method frame that arrived outside an RPC. Returns an error for channel/connection close.
+  // Handles one frame that arrived outside an RPC: confirms, returns (method, header and body frames),
+  // closes. Returns an error for a channel or connection close.
   Status HandleAsyncFrame(const amqp_frame_t& frame);
+  // Fails the outstanding tag(s) a basic.return names by message_id (see Confirms).
+  void MatchReturn(const std::string& message_id);
 
   amqp_connection_state_t conn_;
   bool broken_ = false;
   bool confirms_ = false;
-  uint64_t next_tag_ = 1;               // the tag the next Publish gets (confirm mode)
-  std::set<uint64_t> outstanding_;      // published, not yet acked/nacked
-  std::set<uint64_t> failed_;           // nacked or returned since the last WaitForConfirms
-  bool return_pending_ = false;         // a basic.return arrived; the next ack covers the returned message
+  uint64_t next_tag_ = 1;                       // the tag the next Publish gets (confirm mode)
+  std::map<uint64_t, std::string> outstanding_;  // published, not yet acked/nacked: tag -> message_id
+  std::set<uint64_t> failed_;                   // nacked or returned since the last WaitForConfirms
+  std::set<uint64_t> returned_;                 // returned since the last WaitForConfirms
+  std::string return_reason_;
+  // A basic.return is a method frame, then a content header (with the message_id), then body frames.
+  enum class ReturnRead { kNone, kHeader, kBody } return_read_ = ReturnRead::kNone;
+  uint64_t return_body_left_ = 0;
 };
 
 // Declared in amqp.cc: "unavailable"-style text of a librabbitmq status code.

@@ -1,21 +1,26 @@
 #include "chaos/prove.h"
 #include "chaos/prove_internal.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include "api/validation.h"
+#include "broker/amqp.h"
+#include "broker/topology.h"
 #include "chaos/report.h"
 #include "chaos/supervisor.h"
 #include "client/client.h"
@@ -67,22 +72,96 @@ client::ClientOptions ProveClientOptions(const std::string& call_site) {
   return o;
 }
 
+Status CheckProveDatabaseName(const std::string& name) {
+  static const std::string kPrefix = "paypath_prove";
+  bool ok = name.rfind(kPrefix, 0) == 0 && name.size() <= kPrefix.size() + kMaxProveSuffix &&
+            std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+  if (ok) return OkStatus();
+  return Error::InvalidArgument("--database must be paypath_prove followed by at most " +
+                                std::to_string(kMaxProveSuffix) +
+                                " of [a-z0-9_] (the run drops and re-creates it, so it takes no other name)");
+}
+
 namespace {
 
-Result<std::string> FreshDatabase(const ProveOptions& o) {
-  auto admin = store::PgConn::Connect(o.pg_url, "paypath-prove");
+// libpq conninfo values go in single quotes with \ and \' escaped.
+std::string ConninfoValue(const char* v) {
+  std::string out = "'";
+  for (const char* p = v; *p; ++p) {
+    if (*p == '\\' || *p == '\'') out += '\\';
+    out += *p;
+  }
+  return out + "'";
+}
+
+// The settings of `url` (URI or key=value; password, host lists and options kept) with dbname replaced.
+Result<std::string> WithDatabase(const std::string& url, const std::string& dbname) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+  if (opts == nullptr) {
+    // libpq's message may quote the input, password included: say only what is wrong.
+    if (err) PQfreemem(err);
+    return Error::InvalidArgument("the PostgreSQL admin URL is not a libpq URI or conninfo string");
+  }
+  std::string out;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (std::string(o->keyword) == "dbname" || o->val == nullptr || *o->val == '\0') continue;
+    out += std::string(o->keyword) + "=" + ConninfoValue(o->val) + " ";
+  }
+  PQconninfoFree(opts);
+  return out + "dbname=" + ConninfoValue(dbname.c_str());
+}
+
+}  // namespace
+
+Result<std::string> FreshDatabase(const std::string& admin_url, const std::string& name) {
+  Status valid = CheckProveDatabaseName(name);
+  if (!valid.ok()) return valid.error();
+  auto url = WithDatabase(admin_url, name);
+  if (!url.ok()) return url.error();
+  auto admin = store::PgConn::Connect(admin_url, "paypath-prove");
   if (!admin.ok()) return admin.error();
-  (void)admin.value()->ExecSimple("DROP DATABASE IF EXISTS " + o.prove_db + " WITH (FORCE)");
-  auto created = admin.value()->ExecSimple("CREATE DATABASE " + o.prove_db);
+  char* quoted = PQescapeIdentifier(admin.value()->raw(), name.c_str(), name.size());
+  if (quoted == nullptr) return Error::InvalidArgument("cannot quote database name " + name);
+  std::string ident = quoted;
+  PQfreemem(quoted);
+  auto dropped = admin.value()->ExecSimple("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)");
+  if (!dropped.ok()) return dropped.error();
+  auto created = admin.value()->ExecSimple("CREATE DATABASE " + ident);
   if (!created.ok()) return created.error();
-  std::string url = o.pg_url.substr(0, o.pg_url.rfind('/') + 1) + o.prove_db;
-  size_t q = o.pg_url.find('?', o.pg_url.rfind('/'));
-  if (q != std::string::npos) url += o.pg_url.substr(q);
-  auto db = store::PgConn::Connect(url, "paypath-prove");
-  if (!db.ok()) return db.error();
-  Status s = store::Migrate(*db.value());
-  if (!s.ok()) return s.error();
   return url;
+}
+
+int RunProgram(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    dup2(2, 1);  // the prover's stdout is the verdict table
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+namespace {
+
+// report/metrics and report/logs exist, and nothing of an earlier run's logs or transcript is left.
+Status PrepareReportDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const char* sub : {"metrics", "logs"}) {
+    fs::create_directories(fs::path(dir) / sub, ec);
+    if (ec) return Error::Unavailable("cannot create " + (fs::path(dir) / sub).string() + ": " + ec.message());
+  }
+  for (const auto& entry : fs::directory_iterator(fs::path(dir) / "logs", ec))
+    if (entry.path().extension() == ".log") fs::remove(entry.path(), ec);
+  fs::remove(fs::path(dir) / "transcript.jsonl", ec);
+  return OkStatus();
 }
 
 // Step: two requests with one key released together, straight to the api (no proxy, no retries).
@@ -224,20 +303,47 @@ int RunProve(const ProveOptions& o) {
   }
   e.api_key = keys->begin()->first;
   e.tenant = keys->begin()->second;
-  std::string mk = "mkdir -p '" + o.report_dir + "/metrics' '" + o.report_dir + "/logs' && rm -f '" + o.report_dir +
-                   "'/logs/*.log '" + o.report_dir + "/transcript.jsonl'";
-  if (std::system(mk.c_str()) != 0) {
-    log::Error("prove_setup", {{"error", "cannot create the report folder"}});
+  Status name = CheckProveDatabaseName(o.prove_db);
+  if (!name.ok()) {
+    log::Error("prove_setup", {{"error", name.error().ToString()}});
     return 2;
   }
-  auto db_url = FreshDatabase(o);
+  Status dir = PrepareReportDir(o.report_dir);
+  if (!dir.ok()) {
+    log::Error("prove_setup", {{"error", dir.error().ToString()}});
+    return 2;
+  }
+  auto db_url = FreshDatabase(o.pg_admin_url, o.prove_db);
   if (!db_url.ok()) {
     log::Error("prove_setup", {{"error", db_url.error().ToString()}});
     return 2;
   }
   e.db_url = db_url.value();
-  // A fresh queue per run (not per seed): a crashed earlier run may have left messages in its queue.
+  {
+    auto db = store::PgConn::Connect(e.db_url, "paypath-prove");
+    Status m = db.ok() ? store::Migrate(*db.value()) : Status(db.error());
+    if (!m.ok()) {
+      log::Error("prove_setup", {{"error", m.error().ToString()}});
+      return 2;
+    }
+  }
+  // A fresh queue per run (not per seed): a crashed earlier run may have left messages in its queue. The
+  // services may not declare (they only verify), so the admin does, as `paypath broker declare` would.
   e.queue = "paypath.prove." + SystemRandom::Instance().Hex128().substr(0, 8);
+  {
+    amqp::Settings as;
+    as.url = o.admin_amqp_url;
+    auto admin = amqp::Connection::Open(as);
+    amqp::Topology t;
+    t.queue = e.queue;
+    Status d = admin.ok() ? amqp::DeclareTopology(*admin.value(), t) : Status(admin.error());
+    if (!d.ok()) {
+      log::Error("prove_setup", {{"error", "declaring the run's queue as the admin: " + d.error().ToString()}});
+      return 2;
+    }
+    // Named in the log: an interrupted or failed run keeps its queues, and this says which to delete.
+    log::Info("prove_queue_declared", {{"queue", e.queue}, {"database", o.prove_db}});
+  }
   e.api_port = FreePort();
   e.proxy_port = FreePort();
   e.proxy_metrics_port = FreePort();
@@ -277,25 +383,32 @@ int RunProve(const ProveOptions& o) {
   }).detach();
 
   const bool is_default = o.scenario == "default";
+  // Each child's settings, secrets included, go through its environment (never its arguments, which any
+  // local user can read in ps); the supervisor gives it no other PAYPATH_* variable, so a child can never
+  // fall back to the prover's own settings (the real database, say).
   std::map<std::string, std::string> no_faults;
+  const std::map<std::string, std::string> api_env = {
+      {"PAYPATH_PG_URL", e.db_url}, {"PAYPATH_REDIS_URL", o.redis_url}, {"PAYPATH_API_KEYS", o.api_keys}};
+  const std::map<std::string, std::string> relay_env = {
+      {"PAYPATH_PG_URL", e.db_url}, {"PAYPATH_RELAY_AMQP_URL", o.relay_amqp_url}};
+  const std::map<std::string, std::string> consumer_env = {
+      {"PAYPATH_PG_URL", e.db_url}, {"PAYPATH_CONSUMER_AMQP_URL", o.consumer_amqp_url}};
   // The default run crashes the relay and the consumer once each; the named scenarios inject their own
   // fault (an api outage, a broker outage) and nothing else, so their figures show that fault alone.
-  std::map<std::string, std::string> relay_faults, consumer_faults;
+  std::map<std::string, std::string> relay_faults = relay_env, consumer_faults = consumer_env;
   if (is_default && o.crash_relay) relay_faults["PAYPATH_FAILPOINTS"] = "relay.after_publish=crash@3";
   if (is_default && o.crash_consumer) consumer_faults["PAYPATH_FAILPOINTS"] = "consumer.after_commit=crash@5";
   e.api = {"api",
-           {"api", "--pg-url", e.db_url, "--redis-url", o.redis_url, "--api-keys", o.api_keys, "--listen",
-            Hp(e.api_port), "--no-migrate", "--final-metrics", o.report_dir + "/logs/api.final.prom"},
-           no_faults, no_faults, Hp(e.api_port), "/readyz", o.report_dir + "/logs/api.final.prom"};
-  std::vector<std::string> relay_args = {"relay", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue,
-                                         "--metrics-listen", Hp(e.relay_port)};
+           {"api", "--listen", Hp(e.api_port), "--no-migrate", "--final-metrics", o.report_dir + "/logs/api.final.prom"},
+           api_env, api_env, Hp(e.api_port), "/readyz", o.report_dir + "/logs/api.final.prom"};
+  std::vector<std::string> relay_args = {"relay", "--queue", e.queue, "--metrics-listen", Hp(e.relay_port)};
   if (o.scenario == "backlog") {
     // A burst of a tenth of a second's worth: the drain shows the configured rate, not the burst.
     for (const std::string& a : {std::string("--rate"), std::to_string(o.relay_rate), std::string("--burst"),
                                  std::to_string(std::max(1.0, o.relay_rate / 10))})
       relay_args.push_back(a);
   }
-  e.relay = {"relay", relay_args, relay_faults, no_faults, Hp(e.relay_port), "/healthz", ""};
+  e.relay = {"relay", relay_args, relay_faults, relay_env, Hp(e.relay_port), "/healthz", ""};
   bool started =
       sup.Start(e.api) &&
       sup.Start({"proxy",
@@ -304,10 +417,8 @@ int RunProve(const ProveOptions& o) {
                   "--metrics-listen", Hp(e.proxy_metrics_port)},
                  no_faults, no_faults, Hp(e.proxy_metrics_port), "/healthz", ""}) &&
       sup.Start(e.relay) &&
-      sup.Start({"consumer",
-                 {"consumer", "--pg-url", e.db_url, "--amqp-url", o.amqp_url, "--queue", e.queue, "--metrics-listen",
-                  Hp(e.consumer_port)},
-                 consumer_faults, no_faults, Hp(e.consumer_port), "/healthz", ""});
+      sup.Start({"consumer", {"consumer", "--queue", e.queue, "--metrics-listen", Hp(e.consumer_port)},
+                 consumer_faults, consumer_env, Hp(e.consumer_port), "/healthz", ""});
   if (!started) {
     log::Error("prove_setup", {{"error", "a process did not become ready; see " + o.report_dir + "/logs"}});
     return 2;
@@ -473,7 +584,7 @@ int RunProve(const ProveOptions& o) {
 
   ledger::AuditOptions ao;
   ao.pg_url = e.db_url;
-  ao.amqp_url = o.amqp_url;
+  ao.amqp_url = o.operator_amqp_url;
   ao.topology.queue = e.queue;
   ao.max_dlq = 0;
   auto audit = ledger::RunAudit(ao);
@@ -575,6 +686,17 @@ int RunProve(const ProveOptions& o) {
       << ",\"relay_crashes\":" << sup.Crashes("relay") << ",\"consumer_crashes\":" << sup.Crashes("consumer") << "}\n";
   }
   sup.StopAll();
+  if (report.pass) {
+    // A passing run leaves nothing in its queues; quorum queues cost the broker memory, so they go. A
+    // failing run keeps them (and the DLQ) for inspection.
+    amqp::Settings as;
+    as.url = o.admin_amqp_url;
+    auto admin = amqp::Connection::Open(as);
+    amqp::Topology t;
+    t.queue = e.queue;
+    Status d = admin.ok() ? amqp::DeleteTopology(*admin.value(), t) : Status(admin.error());
+    if (!d.ok()) log::Warn("prove_cleanup", {{"queue", e.queue}, {"error", d.error().ToString()}});
+  }
   std::string table = RenderVerdictTable(report);
   ssize_t w = ::write(1, table.data(), table.size());
   (void)w;

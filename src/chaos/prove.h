@@ -7,13 +7,24 @@
 #include <cstdint>
 #include <string>
 
+#include "common/result.h"
+
 namespace paypath::chaos {
 
+// Every secret below reaches the child processes through their environment, never their command lines.
 struct ProveOptions {
-  std::string pg_url;      // admin URL; the run uses its own database (prove_db) on that server
+  // A URL of a role that may create databases. Only the server is taken from it: the run drops and
+  // creates its own database(s) named by prove_db, never the one this URL names.
+  std::string pg_admin_url;
   std::string redis_url;
-  std::string amqp_url;
+  // One URL per broker role: the relay publishes, the consumer consumes, the audit reads the DLQ as the
+  // operator, and the admin declares (and, after a passing run, deletes) the run's own queue.
+  std::string relay_amqp_url;
+  std::string consumer_amqp_url;
+  std::string operator_amqp_url;
+  std::string admin_amqp_url;
   std::string api_keys;    // the first key's tenant is used for the run
+  // Dropped (WITH FORCE) and re-created at start: only names CheckProveDatabaseName accepts.
   std::string prove_db = "paypath_prove";
   std::string report_dir = "report";
   int operations = 1000;
@@ -40,8 +51,15 @@ struct ProveOptions {
 };
 
 // Runs the proof. Returns the process exit code: 0 when the verdict holds, 1 when any count differs or
-// the audit fails (the output names what differed), 2 when the run could not be set up.
+// the audit fails (the output names what differed), 2 when the run could not be set up (or a flag was
+// refused).
 int RunProve(const ProveOptions& options);
+
+// The run drops the database it is given, so it takes only its own kind of name: "paypath_prove" followed
+// by up to kMaxProveSuffix lower-case letters, digits or '_'. The cap keeps room for a suffix such as
+// "_ledger" within PostgreSQL's 63-byte identifiers. kInvalidArgument naming --database otherwise.
+inline constexpr size_t kMaxProveSuffix = 40;
+Status CheckProveDatabaseName(const std::string& name);
 
 }  // namespace paypath::chaos
 

@@ -12,13 +12,27 @@ void AddProveCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "prove", "Run logical charges through api, proxy, relay and consumer with faults injected, then judge "
                "from the data and metrics that each moved money exactly once");
-  cmd->add_option("--pg-url", o->pg_url, "PostgreSQL URL (the run creates its own database on this server)")
-      ->envname("PAYPATH_PG_URL")->required();
-  cmd->add_option("--redis-url", o->redis_url, "Redis URL")->envname("PAYPATH_REDIS_URL");
-  cmd->add_option("--amqp-url", o->amqp_url, "RabbitMQ URL")->envname("PAYPATH_AMQP_URL")->required();
+  // Settings with secrets come from the environment (a flag's value is visible to every local user in ps);
+  // the flags exist for completeness.
+  cmd->add_option("--pg-admin-url", o->pg_admin_url,
+                  "PostgreSQL URL of a role that may create databases; only its server is used (the run drops and "
+                  "creates its own --database there)")
+      ->envname("PAYPATH_PG_ADMIN_URL")->required();
+  cmd->add_option("--redis-url", o->redis_url, "Redis URL of the api's user")->envname("PAYPATH_REDIS_URL");
+  cmd->add_option("--relay-amqp-url", o->relay_amqp_url, "RabbitMQ URL of the relay's user")
+      ->envname("PAYPATH_RELAY_AMQP_URL")->required();
+  cmd->add_option("--consumer-amqp-url", o->consumer_amqp_url, "RabbitMQ URL of the consumer's user")
+      ->envname("PAYPATH_CONSUMER_AMQP_URL")->required();
+  cmd->add_option("--operator-amqp-url", o->operator_amqp_url, "RabbitMQ URL of the operator's user (the audit)")
+      ->envname("PAYPATH_OPERATOR_AMQP_URL")->required();
+  cmd->add_option("--admin-amqp-url", o->admin_amqp_url,
+                  "RabbitMQ URL of the admin's user (declares the run's queue, deletes it after a pass)")
+      ->envname("PAYPATH_ADMIN_AMQP_URL")->required();
   cmd->add_option("--api-keys", o->api_keys, "key:tenant pairs; the first is used")->envname("PAYPATH_API_KEYS")
       ->required();
-  cmd->add_option("--database", o->prove_db, "Database created (dropped first) for the run")->capture_default_str();
+  cmd->add_option("--database", o->prove_db,
+                  "Database dropped and re-created for the run: paypath_prove followed by [a-z0-9_]")
+      ->capture_default_str();
   cmd->add_option("--report", o->report_dir, "Report folder")->capture_default_str();
   cmd->add_option("--operations", o->operations, "Logical charge operations")->capture_default_str()
       ->check(CLI::Range(1, 1000000));

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "chaos/prove.h"
 #include "chaos/report.h"
@@ -37,6 +38,13 @@ struct RunContext {
 };
 
 std::string Hp(int port);
+// Drops (WITH FORCE) and creates database `name` on the server of `admin_url` and returns a libpq
+// conninfo for it (the admin URL's settings with dbname replaced). The name must pass
+// CheckProveDatabaseName; it is quoted as an identifier all the same. Migrating is the caller's business.
+Result<std::string> FreshDatabase(const std::string& admin_url, const std::string& name);
+// Runs a program (no shell) with the inherited environment, its stdout going to stderr; its exit status,
+// or -1 when it could not be run.
+int RunProgram(const std::vector<std::string>& argv);
 // First column of the first row as an integer; -1 on error or NULL.
 int64_t Scalar(store::PgConn& c, const std::string& sql);
 // "key":<number> / "key":"<string>" from a flat JSON line (the client's transcript).

@@ -209,7 +209,7 @@ Drain RunBacklogPhase(RunContext& c, const std::string& stack, std::chrono::stea
                       int* unanswered, bool* ok) {
   Drain d;
   std::string out;
-  if (std::system((stack + " stop rabbitmq >&2").c_str()) != 0) {
+  if (RunProgram({stack, "stop", "rabbitmq"}) != 0) {
     *ok = false;
     return d;
   }
@@ -234,7 +234,7 @@ Drain RunBacklogPhase(RunContext& c, const std::string& stack, std::chrono::stea
   for (auto& w : workers) w.join();
   *unanswered += Settle(c, unfinished);
   d.backlog = Scalar(c.db, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
-  if (std::system((stack + " start rabbitmq >&2").c_str()) != 0) {
+  if (RunProgram({stack, "start", "rabbitmq"}) != 0) {
     *ok = false;
     return d;
   }

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "client/http_transport.h"
 #include "common/log.h"
@@ -70,6 +72,19 @@ Supervisor::~Supervisor() {
 int Supervisor::Spawn(const ChildSpec& spec, bool restarted) {
   std::string log_path = log_dir_ + "/" + spec.name + ".log";
   const auto& env = restarted ? spec.restart_env : spec.env;
+  // Everything the child gets is built before fork(): between fork and exec only async-signal-safe calls
+  // (no setenv, no allocation) are allowed in a multi-threaded process.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::string_view(*e).rfind("PAYPATH_", 0) != 0) env_strings.emplace_back(*e);
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& kv : env_strings) envp.push_back(kv.data());
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(binary_.c_str()));
+  for (const auto& a : spec.args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   pid_t pid = fork();
   if (pid == 0) {
     // Child: its own process group, so a terminal's Ctrl-C reaches only the prover, which stops us.
@@ -78,19 +93,13 @@ int Supervisor::Spawn(const ChildSpec& spec, bool restarted) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    unsetenv("PAYPATH_FAILPOINTS");
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
       close(fd);
     }
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(binary_.c_str()));
-    for (const auto& a : spec.args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(binary_.c_str(), argv.data());
+    execve(binary_.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   return pid;

@@ -23,8 +23,10 @@ namespace paypath::chaos {
 
 struct ChildSpec {
   std::string name;                         // "api", "relay", ...
-  std::vector<std::string> args;            // after the binary: {"relay", "--queue", ...}
-  std::map<std::string, std::string> env;   // added to the inherited environment
+  std::vector<std::string> args;            // after the binary: {"relay", "--queue", ...}; never secrets
+  // The child's PAYPATH_* settings, exactly: every inherited PAYPATH_* variable is dropped, so a child
+  // never falls back to the prover's own settings. Secrets go here, not into args (ps shows args).
+  std::map<std::string, std::string> env;
   std::map<std::string, std::string> restart_env;  // replaces `env` after the first crash
   std::string metrics_hostport;             // "127.0.0.1:port" serving /metrics; empty: none
   std::string ready_path = "/healthz";      // polled on metrics_hostport until 200 after each start

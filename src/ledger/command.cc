@@ -21,6 +21,7 @@ namespace {
 struct Flags {
   std::string pg_url;
   std::string amqp_url;
+  std::string relay_amqp_url;  // dlq replay: republishes as the relay
   std::string metrics_listen;
   std::string queue = amqp::kDefaultQueue;
   int delivery_limit = amqp::kDefaultDeliveryLimit;
@@ -36,10 +37,12 @@ struct Flags {
   std::string message_id;
 };
 
-void AddConnectionFlags(CLI::App* cmd, Flags& f, bool pg) {
+// `amqp_env`: each command connects as its own broker user (docs/design.md "Who may do what").
+void AddConnectionFlags(CLI::App* cmd, Flags& f, bool pg, const char* amqp_env, const char* amqp_role) {
   if (pg) cmd->add_option("--pg-url", f.pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL");
-  cmd->add_option("--amqp-url", f.amqp_url, "RabbitMQ URL amqp://user:pass@host:port/vhost")
-      ->envname("PAYPATH_AMQP_URL");
+  cmd->add_option("--amqp-url", f.amqp_url, std::string("RabbitMQ URL of the ") + amqp_role +
+                                                "'s user, amqp://user:pass@host:port/vhost")
+      ->envname(amqp_env);
   cmd->add_option("--queue", f.queue, "Ledger queue name (dead letters in <queue>.dlq)")->capture_default_str();
   cmd->add_option("--delivery-limit", f.delivery_limit, "Quorum-queue delivery limit before dead-lettering")
       ->capture_default_str();
@@ -106,11 +109,7 @@ int RunAuditCommand(const Flags& f) {
 Result<std::unique_ptr<amqp::Connection>> OpenForTools(const Flags& f) {
   amqp::Settings s;
   s.url = f.amqp_url;
-  auto c = amqp::Connection::Open(s);
-  if (!c.ok()) return c.error();
-  Status d = amqp::DeclareTopology(*c.value(), TopologyOf(f));
-  if (!d.ok()) return d.error();
-  return std::move(c.value());
+  return amqp::Connection::Open(s);
 }
 
 int RunDlqList(const Flags& f) {
@@ -145,9 +144,20 @@ int RunDlqReplay(const Flags& f) {
     log::Error("dlq_failed", {{"error", conn.error().ToString()}});
     return 2;
   }
+  if (f.relay_amqp_url.empty()) {
+    log::Error("bad_flags", {{"error", "--relay-amqp-url or PAYPATH_RELAY_AMQP_URL: replay republishes as the relay"}});
+    return 2;
+  }
+  amqp::Settings rs;
+  rs.url = f.relay_amqp_url;
+  auto relay = amqp::Connection::Open(rs);
+  if (!relay.ok()) {
+    log::Error("dlq_failed", {{"error", relay.error().ToString()}});
+    return 2;
+  }
   std::optional<std::string> only;
   if (!f.message_id.empty()) only = f.message_id;
-  auto n = ReplayDeadLetters(*conn.value(), TopologyOf(f), f.limit, only);
+  auto n = ReplayDeadLetters(*conn.value(), *relay.value(), TopologyOf(f), f.limit, only);
   if (!n.ok()) {
     log::Error("dlq_replay_failed", {{"error", n.error().ToString()}});
     return 1;
@@ -166,7 +176,7 @@ void AddCommands(CLI::App& app) {
 
   CLI::App* consumer = app.add_subcommand(
       "consumer", "Apply charge events to the ledger exactly once (inbox + double-entry posting per transaction)");
-  AddConnectionFlags(consumer, *f, true);
+  AddConnectionFlags(consumer, *f, true, "PAYPATH_CONSUMER_AMQP_URL", "consumer");
   consumer->add_option("--metrics-listen", f->metrics_listen,
                        "host:port for GET /metrics and /healthz (port 0 picks one; empty = no server)")
       ->envname("PAYPATH_METRICS_LISTEN");
@@ -177,7 +187,7 @@ void AddCommands(CLI::App& app) {
   f = std::make_shared<Flags>();
   CLI::App* audit = app.add_subcommand(
       "audit", "Check the ledger invariants; print a table (or --json); exit 1 on any breach, 2 if it cannot run");
-  AddConnectionFlags(audit, *f, true);
+  AddConnectionFlags(audit, *f, true, "PAYPATH_OPERATOR_AMQP_URL", "operator");
   audit->add_flag("--json", f->json, "Print the report as JSON");
   audit->add_option("--grace", f->grace_s, "Seconds a new charge may still be unposted")->capture_default_str();
   audit->add_option("--max-outbox-age", f->max_outbox_age_s, "Seconds an outbox row may stay unpublished")
@@ -190,12 +200,15 @@ void AddCommands(CLI::App& app) {
   dlq->require_subcommand(1);
   f = std::make_shared<Flags>();
   CLI::App* list = dlq->add_subcommand("list", "Show dead-lettered messages (they stay in the queue)");
-  AddConnectionFlags(list, *f, false);
+  AddConnectionFlags(list, *f, false, "PAYPATH_OPERATOR_AMQP_URL", "operator");
   list->add_option("--limit", f->limit, "Show at most this many")->capture_default_str();
   list->callback([f] { cli::SetExitCode(RunDlqList(*f)); });
   f = std::make_shared<Flags>();
   CLI::App* replay = dlq->add_subcommand("replay", "Republish dead-lettered messages to the ledger queue");
-  AddConnectionFlags(replay, *f, false);
+  AddConnectionFlags(replay, *f, false, "PAYPATH_OPERATOR_AMQP_URL", "operator (reads the DLQ)");
+  replay->add_option("--relay-amqp-url", f->relay_amqp_url,
+                     "RabbitMQ URL of the relay's user: replayed messages are republished with it")
+      ->envname("PAYPATH_RELAY_AMQP_URL");
   replay->add_option("--limit", f->limit, "Replay at most this many")->capture_default_str();
   replay->add_option("--message-id", f->message_id, "Replay only this message");
   replay->callback([f] { cli::SetExitCode(RunDlqReplay(*f)); });

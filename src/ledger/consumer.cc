@@ -66,7 +66,8 @@ Status Consumer::EnsureConnected() {
     auto c = amqp::Connection::Open(opt_.amqp);
     if (!c.ok()) return c.error();
     amqp::Connection& conn = *c.value();
-    Status s = amqp::DeclareTopology(conn, opt_.topology);
+    // Verify only: the consumer may read its queue, nothing more (docs/design.md "Who may do what").
+    Status s = amqp::VerifyTopology(conn, opt_.topology);
     if (s.ok()) s = conn.Qos(opt_.prefetch);
     if (s.ok()) s = conn.Consume(opt_.topology.queue);
     if (!s.ok()) return s;

@@ -32,9 +32,9 @@ Result<std::vector<DeadLetter>> ListDeadLetters(amqp::Connection& conn, const am
   return out;
 }
 
-Result<int> ReplayDeadLetters(amqp::Connection& conn, const amqp::Topology& t, int limit,
-                              const std::optional<std::string>& message_id) {
-  Status s = conn.EnableConfirms();
+Result<int> ReplayDeadLetters(amqp::Connection& conn, amqp::Connection& publisher, const amqp::Topology& t,
+                              int limit, const std::optional<std::string>& message_id) {
+  Status s = publisher.EnableConfirms();
   if (!s.ok()) return s.error();
   int replayed = 0;
   std::vector<uint64_t> skipped;
@@ -51,11 +51,14 @@ Result<int> ReplayDeadLetters(amqp::Connection& conn, const amqp::Topology& t, i
     // Broker bookkeeping headers (x-death, x-delivery-count, ...) describe the old life of the message.
     for (auto it = m.headers.begin(); it != m.headers.end();) it = it->first.starts_with("x-") ? m.headers.erase(it) : std::next(it);
     m.headers["replayed_from"] = t.dead_letter_queue();
-    auto tag = conn.Publish(t.queue, m);
+    auto tag = publisher.Publish(t.exchange(), t.queue, m);
     if (!tag.ok()) return tag.error();
-    auto confirms = conn.WaitForConfirms(std::chrono::milliseconds(5000));
+    auto confirms = publisher.WaitForConfirms(std::chrono::milliseconds(5000));
     if (!confirms.ok()) return confirms.error();
-    if (!confirms->failed.empty()) return Error::Unavailable("broker refused the replayed message " + m.message_id);
+    if (!confirms->failed.empty())
+      return Error::Unavailable("broker " + std::string(confirms->returned.empty() ? "refused" : "returned (" +
+                                                        confirms->return_reason + ")") +
+                                " the replayed message " + m.message_id + "; it stays in " + t.dead_letter_queue());
     s = conn.Ack((*d)->tag);
     if (!s.ok()) return s.error();
     log::Info("dlq_replayed", {{"message_id", m.message_id}, {"queue", t.queue}});

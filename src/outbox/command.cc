@@ -48,7 +48,8 @@ int RunRelay(const RelayFlags& f) {
     return 2;
   }
   if (f.pg_url.empty() || f.amqp_url.empty()) {
-    log::Error("missing_settings", {{"error", "--pg-url and --amqp-url (or PAYPATH_PG_URL, PAYPATH_AMQP_URL)"}});
+    log::Error("missing_settings",
+               {{"error", "--pg-url and --amqp-url (or PAYPATH_PG_URL, PAYPATH_RELAY_AMQP_URL)"}});
     return 2;
   }
   if (f.batch < 1 || f.rate <= 0 || f.burst < 1 || f.retention_s < 0 || f.purge_batch < 1) {
@@ -84,8 +85,9 @@ void AddCommands(CLI::App& app) {
   CLI::App* relay = app.add_subcommand(
       "relay", "Publish committed outbox rows to RabbitMQ (publisher confirms), rate limited; purge old rows");
   relay->add_option("--pg-url", flags->pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL");
-  relay->add_option("--amqp-url", flags->amqp_url, "RabbitMQ URL amqp://user:pass@host:port/vhost")
-      ->envname("PAYPATH_AMQP_URL");
+  relay->add_option("--amqp-url", flags->amqp_url,
+                    "RabbitMQ URL of the relay's user (publish to paypath.events only) amqp://user:pass@host:port/vhost")
+      ->envname("PAYPATH_RELAY_AMQP_URL");
   relay->add_option("--metrics-listen", flags->metrics_listen,
                     "host:port for GET /metrics and /healthz (port 0 picks one; empty = no server)")
       ->envname("PAYPATH_METRICS_LISTEN");

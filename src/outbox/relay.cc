@@ -48,6 +48,9 @@ Relay::Relay(RelayOptions options, Clock& clock, Random& random)
       publish_errors_(opt_.registry->GetCounter(
           "paypath_relay_publish_errors_total",
           "Relay batches that failed (broker or database unavailable, confirm timeout) plus nacked messages")),
+      returned_(opt_.registry->GetCounter(
+          "paypath_relay_returned_total",
+          "Messages the broker returned as unroutable (no queue bound for the routing key); left unpublished")),
       purged_(opt_.registry->GetCounter("paypath_outbox_purged_total", "Published outbox rows purged")),
       backlog_(opt_.registry->GetGauge("paypath_outbox_backlog_rows", "Outbox rows not yet published")),
       oldest_age_(opt_.registry->GetGauge("paypath_outbox_oldest_age_seconds",
@@ -66,7 +69,9 @@ Status Relay::EnsureConnected() {
   if (!mq_) {
     auto c = amqp::Connection::Open(opt_.amqp);
     if (!c.ok()) return c.error();
-    Status s = amqp::DeclareTopology(*c.value(), opt_.topology);
+    // The relay may not declare anything (it can write to paypath.events, nothing else); a missing queue
+    // or exchange is a configuration error that stops it (docs/design.md "Who may do what").
+    Status s = amqp::VerifyTopology(*c.value(), opt_.topology);
     if (!s.ok()) return s;
     s = c.value()->EnableConfirms();
     if (!s.ok()) return s;
@@ -121,7 +126,11 @@ Result<int> Relay::PublishBatch(int limit) {
                  {"tenant", rows->GetString(i, 2)},
                  {"charge_id", rows->GetString(i, 3)},
                  {"event_type", m.type}};
-    auto tag = mq_->Publish(opt_.topology.queue, m);
+    // Failpoint: this row's message goes out with a routing key no queue is bound for, as if its binding
+    // had just been removed; the broker returns it and the row must stay unpublished.
+    std::string key = opt_.topology.queue;
+    if (failpoints::Hit("relay.publish_unroutable")) key += ".unroutable";
+    auto tag = mq_->Publish(opt_.topology.exchange(), key, m);
     if (!tag.ok()) return tag.error();
     tags.emplace_back(*tag, rows->GetString(i, 0));
   }
@@ -143,7 +152,11 @@ Result<int> Relay::PublishBatch(int limit) {
   nacked_ = n - marked;
   if (nacked_ > 0) {
     publish_errors_.Inc(nacked_);
-    log::Warn("relay_nacked", {{"nacked", nacked_}, {"batch", n}});
+    returned_.Inc(static_cast<double>(confirms->returned.size()));
+    log::Warn("relay_nacked", {{"nacked", nacked_},
+                               {"returned", static_cast<int64_t>(confirms->returned.size())},
+                               {"return_reason", confirms->return_reason},
+                               {"batch", n}});
   }
   if (marked > 0) {
     auto upd = pg_->Exec(kMarkSql, {ids});

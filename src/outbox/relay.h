@@ -5,10 +5,13 @@
 // One batch (RunOnce), in one PostgreSQL transaction:
 //   1. claim up to min(batch, whole tokens in the bucket) unpublished rows in id order,
 //      FOR UPDATE SKIP LOCKED, so several relays share the work without publishing the same row twice;
-//   2. publish each row (persistent, mandatory, message_id = outbox.message_id, headers tenant / charge_id /
-//      event_type / outbox_id) and wait for every publisher confirm;
+//   2. publish each row to exchange paypath.events with routing key = the queue (persistent, mandatory,
+//      message_id = outbox.message_id, headers tenant / charge_id / event_type / outbox_id) and wait for
+//      every publisher confirm; a returned (unroutable) message fails exactly its own row (amqp::Confirms);
 //   3. failpoint relay.after_publish (broker has the events; rows not yet marked);
 //   4. mark the confirmed rows published_at = now() and commit. Nacked/returned rows stay unpublished.
+// At connect the relay verifies the topology with passive declares (it has no permission to declare):
+// anything missing is a configuration error (kFailedPrecondition) that stops Run().
 // A crash or error anywhere before the commit rolls back: the rows are claimed again by the next batch and
 // republished (at-least-once). Rows are never skipped: a row left behind blocks nothing, it is simply the
 // first row of the next claim.
@@ -106,6 +109,7 @@ class Relay {
 
   metrics::Counter& published_;
   metrics::Counter& publish_errors_;
+  metrics::Counter& returned_;
   metrics::Counter& purged_;
   metrics::Gauge& backlog_;
   metrics::Gauge& oldest_age_;

@@ -16,7 +16,17 @@ Result<RedisAddress> ParseRedisUrl(const std::string& url) {
     if (!db.empty()) a.db = std::atoi(db.c_str());
   }
   size_t at = rest.rfind('@');
-  if (at != std::string::npos) rest = rest.substr(at + 1);  // credentials are not supported; ignore
+  if (at != std::string::npos) {
+    std::string userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    size_t colon = userinfo.find(':');
+    if (colon == std::string::npos) {
+      a.password = userinfo;
+    } else {
+      a.user = userinfo.substr(0, colon);
+      a.password = userinfo.substr(colon + 1);
+    }
+  }
   size_t colon = rest.rfind(':');
   if (colon != std::string::npos) {
     a.host = rest.substr(0, colon);
@@ -39,6 +49,14 @@ Result<std::unique_ptr<RedisConn>> RedisConn::Connect(const RedisAddress& addr, 
   }
   redisSetTimeout(c, tv);
   auto conn = std::unique_ptr<RedisConn>(new RedisConn(c));
+  if (!addr.password.empty()) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (!addr.user.empty()) auth.push_back(addr.user);
+    auth.push_back(addr.password);
+    // The reply names no password; say who failed to log in and nothing more.
+    auto r = conn->Command(auth);
+    if (!r.ok()) return Error::Unavailable("redis AUTH as " + (addr.user.empty() ? "default" : addr.user) + " refused");
+  }
   if (addr.db != 0) {
     auto r = conn->Command({"SELECT", std::to_string(addr.db)});
     if (!r.ok()) return r.error();

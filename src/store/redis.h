@@ -14,11 +14,14 @@
 
 namespace paypath::store {
 
-// Parsed redis://host:port[/db] URL.
+// Parsed redis://[user[:password]@]host:port[/db] URL ("redis://:password@..." or "redis://password@..."
+// authenticate as the default user).
 struct RedisAddress {
   std::string host = "127.0.0.1";
   int port = 6379;
   int db = 0;
+  std::string user;      // empty: the default user
+  std::string password;  // empty: no AUTH
 };
 Result<RedisAddress> ParseRedisUrl(const std::string& url);
 

@@ -13,14 +13,19 @@ OPS_SUITE=ops_metrics
 source "$(dirname "$0")/lib.sh"
 
 PAYPATH_BIN=${1:?usage: metrics_check.sh PAYPATH_BINARY}
-require_env PAYPATH_PG_URL PAYPATH_AMQP_URL PAYPATH_API_KEYS
+require_env PAYPATH_PG_URL PAYPATH_RELAY_AMQP_URL PAYPATH_CONSUMER_AMQP_URL PAYPATH_ADMIN_AMQP_URL PAYPATH_API_KEYS
 command -v promtool >/dev/null || fail "promtool not found"
 
 DB_URL=$(fresh_db pp_ops_metrics)
-QUEUE=pp_ops_metrics
+# paypath.<name>: the only queues the consumer's broker user may read. Declared (and deleted at the end) as
+# the admin; the relay and consumer only verify it. Secrets (Redis and AMQP URLs) reach the processes
+# through the environment.
+QUEUE=paypath.ops_metrics
 KEY=${PAYPATH_API_KEYS%%:*}
+"$PAYPATH_BIN" broker declare --queue "$QUEUE" >/dev/null || fail "paypath broker declare --queue $QUEUE"
+trap 'rc=$?; "$PAYPATH_BIN" broker delete --queue "$QUEUE" >/dev/null 2>&1; (exit $rc); ops_cleanup' EXIT
 
-start api "$PAYPATH_BIN" api --pg-url "$DB_URL" --redis-url "${PAYPATH_REDIS_URL:-}" --listen 127.0.0.1:0 --no-migrate
+start api "$PAYPATH_BIN" api --pg-url "$DB_URL" --listen 127.0.0.1:0 --no-migrate
 start relay "$PAYPATH_BIN" relay --pg-url "$DB_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
 start consumer "$PAYPATH_BIN" consumer --pg-url "$DB_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
 API_PORT=$(wait_port api api_listening)
@@ -88,6 +93,7 @@ expect relay paypath_outbox_backlog_rows gauge
 expect relay paypath_outbox_oldest_age_seconds gauge
 expect relay paypath_outbox_published_total counter
 expect relay paypath_relay_publish_errors_total counter
+expect relay paypath_relay_returned_total counter
 check_value relay paypath_outbox_published_total '>=' 1
 
 expect consumer paypath_ledger_effects_applied_total counter

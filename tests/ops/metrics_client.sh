@@ -10,7 +10,7 @@ OPS_SUITE=ops_metrics_client
 source "$(dirname "$0")/lib.sh"
 
 PAYPATH_BIN=${1:?usage: metrics_client.sh PAYPATH_BINARY}
-require_env PAYPATH_PG_URL PAYPATH_AMQP_URL PAYPATH_API_KEYS
+require_env PAYPATH_PG_ADMIN_URL PAYPATH_RELAY_AMQP_URL PAYPATH_API_KEYS
 if ! "$PAYPATH_BIN" --help 2>/dev/null | grep -qE '^\s+prove\s'; then
     ops_log "SKIP: this paypath binary has no 'prove' subcommand (the client metrics live in it)"
     exit 77
@@ -19,7 +19,7 @@ fi
 # prove takes a fixed host:port; ask the kernel for a free one.
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 # A small run without crashes: enough operations that the client is busy while we scrape it.
-start prove "$PAYPATH_BIN" prove --database pp_ops_client --report "$OPS_TMP/report" --operations 300 \
+start prove "$PAYPATH_BIN" prove --database paypath_prove_ops_client --report "$OPS_TMP/report" --operations 300 \
     --concurrency 4 --no-relay-crash --no-consumer-crash --metrics-listen "127.0.0.1:$PORT"
 
 attempts_counted() {

@@ -20,7 +20,7 @@ KEY_B=${second%%:*}
 
 # 1.5 s: long enough that a second request sent right after the first finds the key in flight.
 start api env PAYPATH_FAILPOINTS='api.after_claim=delay(1500)' \
-    "$PAYPATH_BIN" api --pg-url "$DB_URL" --redis-url "${PAYPATH_REDIS_URL:-}" --listen 127.0.0.1:0 --no-migrate
+    "$PAYPATH_BIN" api --pg-url "$DB_URL" --listen 127.0.0.1:0 --no-migrate
 # Port 1 on loopback: nothing listens there, so every connection to "PostgreSQL" is refused at once.
 start api_down "$PAYPATH_BIN" api --pg-url postgresql://postgres@127.0.0.1:1/none --listen 127.0.0.1:0 --no-migrate
 API_PORT=$(wait_port api api_listening)
