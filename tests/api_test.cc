@@ -24,6 +24,7 @@
 #include "http/server.h"
 #include "store/hot_tier.h"
 #include "store/idempotency_store.h"
+#include "store/instance_id.h"
 #include "store/redis.h"
 #include "testing.h"
 
@@ -133,7 +134,7 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(failpoints::Configure("").ok());
     pool_ = std::make_unique<store::PgPool>(*db_url_, "api-test", 24);
     store_ = std::make_unique<store::IdempotencyStore>(*pool_);
-    hot_ = std::make_unique<store::HotTier>(testing::RedisUrl(), "pp_api_test", SystemClock::Instance(),
+    hot_ = std::make_unique<store::HotTier>(testing::RedisUrl(), Namespace(), SystemClock::Instance(),
                                             std::chrono::milliseconds(100), std::chrono::milliseconds(50));
     api::ChargeOptions opts;
     opts.lease = std::chrono::milliseconds(5000);
@@ -154,6 +155,14 @@ class ApiTest : public ::testing::Test {
   void TearDown() override {
     (void)failpoints::Configure("");
     server_.reset();
+  }
+
+  // The hot tier's namespace for the suite's database, as `paypath api` reads it.
+  static std::string Namespace() {
+    auto c = store::PgConn::Connect(*db_url_, "api-test");
+    if (!c.ok()) return "";
+    auto id = store::ReadInstanceIdentity(*c.value());
+    return id.ok() ? id->Namespace() : "";
   }
 
   // A fresh key per call site, so tests never collide with each other or with earlier runs.
@@ -179,6 +188,7 @@ class ApiTest : public ::testing::Test {
     row.id = id_prefix + key.substr(key.size() - 8);
     row.tenant = "tenant_a";
     row.idem_key = key;
+    row.fingerprint = std::string(64, 'a');
     row.account_id = "acct_1";
     row.amount = amount;
     row.currency = currency;
@@ -450,7 +460,7 @@ TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
   auto redis = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
   ASSERT_TRUE(redis.ok());
   // The hot tier holds the response before the flush...
-  auto cached = redis.value()->Get(store::HotTier::RedisKey("pp_api_test", "tenant_a", key));
+  auto cached = redis.value()->Get(store::HotTier::RedisKey(hot_->ns(), "tenant_a", key));
   ASSERT_TRUE(cached.ok());
   EXPECT_TRUE(cached->has_value());
   ASSERT_TRUE(redis.value()->Command({"FLUSHALL"}).ok());
@@ -460,7 +470,7 @@ TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
   EXPECT_EQ(retry.body, first.body);
   EXPECT_EQ(ChargesFor(key), 1);
   // ...and the replay from PostgreSQL refilled it.
-  auto refilled = redis.value()->Get(store::HotTier::RedisKey("pp_api_test", "tenant_a", key));
+  auto refilled = redis.value()->Get(store::HotTier::RedisKey(hot_->ns(), "tenant_a", key));
   ASSERT_TRUE(refilled.ok());
   EXPECT_TRUE(refilled->has_value());
 }
