@@ -26,6 +26,7 @@
 #include "store/idempotency_store.h"
 #include "store/instance_id.h"
 #include "store/redis.h"
+#include "store/schema.h"
 #include "testing.h"
 
 namespace paypath {
@@ -795,6 +796,48 @@ TEST_F(ApiTest, ChargeCommandExitCodesNameTheOutcome) {
   EXPECT_EQ(run("--account acct_1 --currency EUR", port_, &out), 2) << out;  // --amount missing
   // Nothing listens there: every attempt was refused, so nothing can have been charged.
   EXPECT_EQ(run("--account acct_1 --amount 5 --currency EUR --deadline-ms 1000", FreePort(), &out), 4) << out;
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, TheHotTierNamespaceIsTheInstanceIdWithTheClustersIdentityAndRotates) {
+  std::string db = testing::FreshDatabase("pp_api_instance_test");
+  auto c = store::PgConn::Connect(db, "api-test");
+  ASSERT_TRUE(c.ok());
+  auto id = store::ReadInstanceIdentity(*c.value());
+  ASSERT_TRUE(id.ok()) << id.error().ToString();
+  EXPECT_EQ(id->instance_id.size(), 32u);
+  EXPECT_EQ(id->instance_id.find_first_not_of("0123456789abcdef"), std::string::npos);
+  // The suite's role may read the control functions, so the cluster and its timeline are folded in.
+  EXPECT_EQ(id->system_identifier, QueryScalar(db, "SELECT system_identifier::text FROM pg_control_system()"));
+  EXPECT_EQ(id->timeline, QueryScalar(db, "SELECT timeline_id::text FROM pg_control_checkpoint()"));
+  EXPECT_EQ(id->Namespace(), id->instance_id + "-" + id->system_identifier + "-" + id->timeline);
+  EXPECT_EQ(id->Namespace().find(':'), std::string::npos);
+  // Another database on the same cluster has its own id, and a rotation replaces it.
+  auto mine = store::PgConn::Connect(*db_url_, "api-test");
+  ASSERT_TRUE(mine.ok());
+  EXPECT_NE(store::ReadInstanceIdentity(*mine.value())->instance_id, id->instance_id);
+  auto rotated = store::RotateInstanceId(*c.value());
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_NE(rotated.value(), id->instance_id);
+  EXPECT_EQ(store::ReadInstanceIdentity(*c.value())->instance_id, rotated.value());
+  // Migrating again keeps the id (written once).
+  ASSERT_TRUE(store::Migrate(*c.value()).ok());
+  EXPECT_EQ(store::ReadInstanceIdentity(*c.value())->instance_id, rotated.value());
+}
+
+TEST_F(ApiTest, AConnectionTheServerClosedWhileIdleIsReplacedNotAFailedRequest) {
+  ASSERT_EQ(Post(NewKey("warm"), kBody).status, 201);
+  // The server ends every idle connection of this pool (what a restart or an idle timeout does).
+  ASSERT_NE(QueryScalar(*db_url_, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE application_name = 'api-test' AND pid <> pg_backend_pid()) t"),
+            "0");
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return QueryScalar(*db_url_, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'api-test'") ==
+                   "0"; },
+      std::chrono::seconds(5)));
+  std::string key = NewKey("after-terminate");
+  RawResponse r = Post(key, kBody);
+  EXPECT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(ChargesFor(key), 1);
 }
 

@@ -170,6 +170,7 @@ TEST_F(InDoubtTest, CommitDroppedIsSettledAsNotCommittedSoTheRetryChargesAtOnce)
 
 TEST_F(InDoubtTest, CommitCutWhileTheDatabaseIsUnreachableIsOutcomeUnknownAndTheClientExits3) {
   const double unknown = Metric("paypath_idempotency_requests_total{outcome=\"outcome_unknown\"}");
+  const double created = Metric("paypath_charges_created_total");
   std::string key = NewKey("commit-unknown");
   proxy_->Arm(PgCutTarget::kCommit, 1, PgCutMode::kForwardThenCut);
   proxy_->SetRefuseConnections(true);  // the resolver cannot reach the database to settle it
@@ -191,6 +192,8 @@ TEST_F(InDoubtTest, CommitCutWhileTheDatabaseIsUnreachableIsOutcomeUnknownAndThe
   EXPECT_NE(out.find("replayed"), std::string::npos) << out;
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
+  // Settled by the retry's recheck, the charge is counted once although no request was answered 201.
+  EXPECT_EQ(Metric("paypath_charges_created_total"), created + 1);
 }
 
 TEST_F(InDoubtTest, ClaimReplyCutReleasesTheKeySoTheRetryChargesOnce) {
@@ -226,6 +229,55 @@ TEST_F(InDoubtTest, ClaimReplyCutWhileUnreachableIsOutcomeUnknownNot409UntilSett
   EXPECT_EQ(settled.headers.count("idempotent-replayed"), 0u);
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
+}
+
+// The resolver on its own, with a FakeClock: it retries an unsettled attempt only when due, settles it
+// once the database answers, and stays within its bound.
+TEST_F(InDoubtTest, TheResolverRetriesWhenDueUntilTheDatabaseAnswersAndStaysBounded) {
+  FakeClock clock;
+  api::InDoubtOptions o;
+  o.max_entries = 1;
+  o.retry_interval = std::chrono::milliseconds(200);
+  api::InDoubtResolver resolver(*store_, clock, o);
+  std::string key = NewKey("resolver");
+  // A claim that landed, owned by "o-1", whose reply was lost.
+  ASSERT_TRUE(store_->Claim("tenant_a", key, std::string(64, 'a'), "o-1", std::chrono::seconds(30)).ok());
+  const double untracked = Metric("paypath_idempotency_in_doubt_total{phase=\"claim\",result=\"untracked\"}");
+
+  proxy_->SetRefuseConnections(true);
+  api::Resolution first = resolver.Resolve({api::InDoubtPhase::kClaim, "tenant_a", key, "o-1", ""});
+  EXPECT_EQ(first.outcome, api::Resolution::Outcome::kPending);
+  EXPECT_EQ(resolver.pending(), 1u);
+  // Full: another attempt is left to its lease, and counted.
+  api::Resolution other = resolver.Resolve({api::InDoubtPhase::kClaim, "tenant_a", key + "-2", "o-2", ""});
+  EXPECT_EQ(other.outcome, api::Resolution::Outcome::kPending);
+  EXPECT_EQ(resolver.pending(), 1u);
+  EXPECT_EQ(Metric("paypath_idempotency_in_doubt_total{phase=\"claim\",result=\"untracked\"}"), untracked + 1);
+
+  const int64_t refused = proxy_->counts().refused;
+  EXPECT_EQ(resolver.RunOnce(), 0);  // not due yet: no attempt made
+  EXPECT_EQ(proxy_->counts().refused, refused);
+  clock.Advance(std::chrono::milliseconds(200));
+  EXPECT_EQ(resolver.RunOnce(), 0);  // due, tried, still unreachable
+  EXPECT_EQ(proxy_->counts().refused, refused + 1);
+  EXPECT_EQ(KeysFor(key), 1);
+
+  proxy_->SetRefuseConnections(false);
+  clock.Advance(std::chrono::milliseconds(200));
+  EXPECT_EQ(resolver.RunOnce(), 1);
+  EXPECT_EQ(resolver.pending(), 0u);
+  EXPECT_EQ(KeysFor(key), 0);  // our claim released
+  EXPECT_FALSE(resolver.Recheck("tenant_a", key).has_value());
+}
+
+TEST_F(InDoubtTest, SettlingNeverReleasesAnotherOwnersLease) {
+  std::string key = NewKey("not-ours");
+  ASSERT_TRUE(store_->Claim("tenant_a", key, std::string(64, 'a'), "someone-else", std::chrono::seconds(30)).ok());
+  auto s = store_->Settle("tenant_a", key, "me", "", SystemClock::Instance(),
+                          SystemClock::Instance().Now() + std::chrono::seconds(1), std::chrono::milliseconds(500));
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_FALSE(s->committed);
+  EXPECT_EQ(KeysFor(key), 1);
 }
 
 }  // namespace

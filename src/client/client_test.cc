@@ -408,6 +408,23 @@ TEST_F(ClientTest, TranscriptRecordsFailuresWithoutAStatus) {
             "\"retry_after\":null,\"replayed\":false,\"reason\":\"retry_timeout\",\"delay_ms\":50,\"detail\":\"timeout\"}");
 }
 
+TEST_F(ClientTest, ExitCodesNameWhatBecameOfTheCharge) {
+  ClientOptions o = Options();
+  o.max_attempts = 2;
+  transport_.Then(Status(201));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitCharged);
+  transport_.Then(Problem(422, "idempotency-key-reused"));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitRefused);
+  transport_.Then(Problem(503, "outcome-unknown")).Then(Problem(503, "outcome-unknown"));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitOutcomeUnknown);
+  transport_.Then(Failure(Exchange::Kind::kTimeout)).Then(Failure(Exchange::Kind::kConnectFailed));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitOutcomeUnknown);
+  transport_.Then(Failure(Exchange::Kind::kConnectFailed)).Then(Problem(503, "service-unavailable"));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitNotCharged);
+  transport_.Then(Status(429)).Then(Status(429));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitNotCharged);
+}
+
 TEST(ClientOptions, RejectsOutOfRangeSettings) {
   ClientOptions o;
   EXPECT_TRUE(o.Validate().ok());
