@@ -371,6 +371,9 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
     log::Warn("charge_failed", {{"tenant", *tenant}, {"error", e.ToString()}});
     return Unavailable("the database is unavailable; nothing was charged", 1);
   }
+  M().charges.Inc();
+  M().created.Inc();
+
   // The charge is durable; the response is not yet sent. A crash here is what the retry must survive;
   // `error` answers 503 instead of 201, the same lost-response case without losing the process.
   if (failpoints::Hit("api.after_commit"))
