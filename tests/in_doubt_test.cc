@@ -263,6 +263,11 @@ TEST_F(InDoubtTest, TheResolverRetriesWhenDueUntilTheDatabaseAnswersAndStaysBoun
   EXPECT_EQ(KeysFor(key), 1);
 
   proxy_->SetRefuseConnections(false);
+  // Each failed attempt doubles the wait (200 ms, then 400 ms): not due 200 ms later.
+  const int64_t connections = proxy_->counts().connections;
+  clock.Advance(std::chrono::milliseconds(200));
+  EXPECT_EQ(resolver.RunOnce(), 0);
+  EXPECT_EQ(proxy_->counts().connections, connections);
   clock.Advance(std::chrono::milliseconds(200));
   EXPECT_EQ(resolver.RunOnce(), 1);
   EXPECT_EQ(resolver.pending(), 0u);

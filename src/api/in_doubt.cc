@@ -1,5 +1,7 @@
 #include "api/in_doubt.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 #include "common/metrics.h"
 
@@ -47,7 +49,10 @@ InDoubtResolver::InDoubtResolver(store::IdempotencyStore& store, Clock& clock, I
 
 void InDoubtResolver::Count(InDoubtPhase phase, const char* result) { InDoubtCounter(phase, result).Inc(); }
 
-void InDoubtResolver::UpdateGauge() { PendingGauge().Set(static_cast<double>(count_)); }
+void InDoubtResolver::UpdateGauge() {
+  PendingGauge().Set(static_cast<double>(count_));
+  any_.store(count_ != 0);
+}
 
 size_t InDoubtResolver::pending() const {
   std::lock_guard lock(mu_);
@@ -80,7 +85,9 @@ void InDoubtResolver::Finish(const std::string& slot, const std::string& owner, 
     const InDoubtPhase phase = v[i].attempt.phase;
     if (r.outcome == Resolution::Outcome::kPending) {
       v[i].busy = false;
-      v[i].next_try = clock_.Now() + options_.retry_interval;
+      v[i].interval = v[i].interval.count() == 0 ? options_.retry_interval
+                                                 : std::min(v[i].interval * 2, options_.max_retry_interval);
+      v[i].next_try = clock_.Now() + v[i].interval;
       if (first) Count(phase, "pending");
     } else {
       Count(phase, ResultName(r.outcome));
@@ -102,7 +109,7 @@ Resolution InDoubtResolver::Resolve(InDoubtAttempt a) {
     std::lock_guard lock(mu_);
     if (count_ < options_.max_entries) {
       // Registered before the first try, so a concurrent request for the key already sees it in doubt.
-      entries_[slot].push_back({a, clock_.Now(), /*busy=*/true});
+      entries_[slot].push_back({a, clock_.Now(), /*busy=*/true, std::chrono::milliseconds(0)});
       count_++;
       tracked = true;
       UpdateGauge();
@@ -121,6 +128,7 @@ Resolution InDoubtResolver::Resolve(InDoubtAttempt a) {
 }
 
 std::optional<Resolution> InDoubtResolver::Recheck(const std::string& tenant, const std::string& key) {
+  if (!any_.load()) return std::nullopt;
   const std::string slot = Slot(tenant, key);
   std::vector<InDoubtAttempt> todo;
   {

@@ -25,6 +25,7 @@
 // paypath_idempotency_in_doubt_pending. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <map>
@@ -49,9 +50,12 @@ struct InDoubtOptions {
   // How long to wait for the in-doubt transaction's row lock. A transaction whose connection died is over
   // in milliseconds; 500 ms leaves half the bound for connecting.
   std::chrono::milliseconds lock_timeout{500};
-  // Between background attempts at one entry: short, so a retry arriving a second later (the Retry-After)
-  // usually finds the attempt settled.
+  // Before the first background attempt at an entry: short, so a retry arriving a second later (the
+  // Retry-After) usually finds the attempt settled. Each unsuccessful attempt doubles it, up to
+  // max_retry_interval: an in-doubt transaction the server cannot see is dead (a partition) holds its row
+  // lock until the server's TCP keepalive ends it, and the resolver should not hammer it meanwhile.
   std::chrono::milliseconds retry_interval{200};
+  std::chrono::milliseconds max_retry_interval{5000};
 };
 
 enum class InDoubtPhase { kCommit, kClaim };
@@ -93,6 +97,7 @@ class InDoubtResolver {
     InDoubtAttempt attempt;
     std::chrono::steady_clock::time_point next_try;
     bool busy = false;  // a thread is settling it right now
+    std::chrono::milliseconds interval{0};  // the wait before the next background attempt
   };
   using Entries = std::map<std::string, std::vector<Entry>>;  // by tenant + '\n' + key
 
@@ -111,6 +116,8 @@ class InDoubtResolver {
   mutable std::mutex mu_;
   Entries entries_;   // protected by mu_
   size_t count_ = 0;  // protected by mu_: entries in entries_
+  // count_ != 0, readable without mu_: every request asks Recheck, and almost always nothing is in doubt.
+  std::atomic<bool> any_{false};
 };
 
 }  // namespace paypath::api
