@@ -87,15 +87,17 @@ bool HotTier::CoolingDown() {
 }
 
 void HotTier::Failed(const Error& e) {
-  bool first;
+  bool was_healthy;
   {
     std::lock_guard lock(mu_);
-    first = clock_.Now() >= retry_after_;
+    was_healthy = !failing_;
+    failing_ = true;
     retry_after_ = clock_.Now() + cooldown_;
     idle_.clear();  // connections from before the failure are suspect
   }
-  // Once per cooldown, so an outage or a wrong password is visible without flooding the log.
-  if (first) log::Warn("redis_unavailable", {{"redis", addr_->Describe()}, {"error", e.message}});
+  // Once per outage (the first failure after a success), so an outage or a wrong password is visible
+  // without a line per cooldown.
+  if (was_healthy) log::Warn("redis_unavailable", {{"redis", addr_->Describe()}, {"error", e.message}});
 }
 
 std::unique_ptr<RedisConn> HotTier::Take() {
@@ -118,6 +120,8 @@ std::unique_ptr<RedisConn> HotTier::Take() {
 void HotTier::Give(std::unique_ptr<RedisConn> c) {
   if (!c->healthy()) return;
   std::lock_guard lock(mu_);
+  if (failing_) log::Info("redis_available", {{"redis", addr_->Describe()}});
+  failing_ = false;
   idle_.push_back(std::move(c));
 }
 

@@ -14,7 +14,7 @@
 //
 // While Redis is failing the tier stops trying for `cooldown` after each error, so an outage adds one
 // failed attempt per cooldown instead of a connect timeout to every request. A wrong password is such an
-// error (logged once per cooldown, without the password).
+// error (logged once per outage, without the password).
 #pragma once
 
 #include <chrono>
@@ -79,6 +79,7 @@ class HotTier {
   std::string ns_;                                          // protected by mu_
   std::vector<std::unique_ptr<RedisConn>> idle_;           // protected by mu_
   std::chrono::steady_clock::time_point retry_after_{};    // protected by mu_
+  bool failing_ = false;                                   // protected by mu_: since the last success
 };
 
 }  // namespace paypath::store
