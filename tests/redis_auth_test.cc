@@ -144,6 +144,27 @@ TEST_F(RedisAuthTest, TheHotTierSurvivesAWrongPasswordAndWorksWithTheRightOne) {
   }
   store::HotTier right(Url("paypath-api:" + *api_pw_ + "@", 2), "ns", SystemClock::Instance());
   EXPECT_EQ(right.Get("tenant_a", "k", &rec), store::HotTier::Lookup::kMiss);
+  // A round trip as the ACL user, in database 2 only.
+  rec.completed = true;
+  rec.fingerprint = std::string(64, 'c');
+  rec.response_status = 201;
+  rec.response_body = "{}";
+  rec.charge_id = "ch_auth";
+  rec.expires_at_unix_ms = 4102444800000;
+  rec.ttl_ms = 60000;
+  right.Put("tenant_a", "k", rec);
+  store::KeyRecord back;
+  ASSERT_EQ(right.Get("tenant_a", "k", &back), store::HotTier::Lookup::kHit);
+  EXPECT_EQ(back.charge_id, "ch_auth");
+  auto admin2 = Admin(2);
+  ASSERT_TRUE(admin2);
+  auto ttl = admin2->Command({"PTTL", store::HotTier::RedisKey("ns", "tenant_a", "k")});
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(std::stoll(ttl.value()), 0);
+  EXPECT_LE(std::stoll(ttl.value()), 60000);  // the TTL the database computed, not the api's clock
+  auto admin0 = Admin(0);
+  ASSERT_TRUE(admin0);
+  EXPECT_EQ(admin0->Command({"EXISTS", store::HotTier::RedisKey("ns", "tenant_a", "k")}).value(), "0");
 }
 
 }  // namespace
