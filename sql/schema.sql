@@ -7,10 +7,13 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- One row per (tenant, Idempotency-Key): the source of truth for deduplication.
+-- One row per live (tenant, Idempotency-Key): the lease and the stored response.
 -- status 'in_flight': a request holds the lease (lease_owner until lease_expires_at); nothing is stored yet.
 -- status 'completed': the charge committed in the same transaction that wrote response_*; replays serve it.
 -- Only the lease owner may complete or release a row (every UPDATE/DELETE checks lease_owner).
+-- Every time here is the database clock (now()), never an api host's: leases, completion and expiry.
+-- The row is purged after its retention; the key stays bound to its charge (charges below), so a late
+-- retry still replays (rebuilt from the charge) or gets 422, never a second charge.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
   tenant           text        NOT NULL CHECK (tenant ~ '^[A-Za-z0-9_-]{1,64}$'),
   idem_key         text        NOT NULL CHECK (idem_key ~ '^[!-~]{1,255}$'),
@@ -23,7 +26,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   charge_id        text,
   created_at       timestamptz NOT NULL DEFAULT now(),
   completed_at     timestamptz,
-  -- When the key may be forgotten (completed_at + retention); purged by the api's retention loop.
+  -- When the row may be forgotten (completed_at + retention, both now()); purged by the api's retention loop.
   expires_at       timestamptz,
   PRIMARY KEY (tenant, idem_key),
   CHECK (status <> 'in_flight' OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL)),
@@ -33,12 +36,15 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_expires_idx ON idempotency_keys (expires_at)
   WHERE status = 'completed';
 
--- A charge. At most one per live idempotency key: idempotency_keys.charge_id points here. No unique
--- constraint on (tenant, idem_key): after the key's retention ends, the same key string may be used again.
+-- A charge: exactly one per (tenant, idem_key), for ever (charges are never purged). The unique index is
+-- what makes "a key that created a charge never charges again" hold after the key's row is purged, and
+-- the fingerprint kept here is what tells a late retry (replay, rebuilt from this row) from a changed
+-- request (422). created_at is the database time of the claim; the response's "created" is this value.
 CREATE TABLE IF NOT EXISTS charges (
   id          text        PRIMARY KEY,
   tenant      text        NOT NULL,
   idem_key    text        NOT NULL,
+  fingerprint text        NOT NULL CHECK (length(fingerprint) = 64),
   account_id  text        NOT NULL CHECK (account_id ~ '^[A-Za-z0-9_-]{1,64}$'),
   amount      bigint      NOT NULL CHECK (amount BETWEEN 1 AND 100000000000),
   currency    text        NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
@@ -46,7 +52,26 @@ CREATE TABLE IF NOT EXISTS charges (
   status      text        NOT NULL CHECK (status = 'succeeded'),
   created_at  timestamptz NOT NULL DEFAULT now()
 );
+-- Databases created before the fingerprint existed: their old charges keep a NULL fingerprint (a late
+-- retry of one of those is answered 422, never charged again). A database holding two charges for one
+-- key cannot take the unique index: migrate then fails on purpose (audit that key before anything else).
+ALTER TABLE charges ADD COLUMN IF NOT EXISTS fingerprint text CHECK (length(fingerprint) = 64);
+CREATE UNIQUE INDEX IF NOT EXISTS charges_tenant_idem_key_uniq ON charges (tenant, idem_key);
 CREATE INDEX IF NOT EXISTS charges_tenant_idx ON charges (tenant, created_at);
+
+-- The database instance: a random id written once, by the first migrate, into this database (so a
+-- database dropped and re-created gets a new one) and rotated by `paypath migrate --rotate-instance-id`
+-- after a restore. The api namespaces its Redis keys by it (with the cluster's system identifier and
+-- timeline where readable), so a warm cache never answers for a database that does not hold the charge.
+CREATE TABLE IF NOT EXISTS paypath_instance (
+  singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+  instance_id text        NOT NULL CHECK (instance_id ~ '^[0-9a-f]{32}$'),
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  rotated_at  timestamptz
+);
+-- gen_random_uuid() is PostgreSQL's strong random (pg_strong_random), core since 13.
+INSERT INTO paypath_instance (instance_id) VALUES (replace(gen_random_uuid()::text, '-', ''))
+  ON CONFLICT (singleton) DO NOTHING;
 
 -- Transactional outbox: written in the charge's transaction; the relay publishes rows in id order and
 -- sets published_at only after the broker confirmed. message_id is the stable id consumers dedup on.

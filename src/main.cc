@@ -19,6 +19,13 @@ int main(int argc, char** argv) {
   paypath::ledger::AddCommands(app);
   paypath::client::AddCommands(app);
   paypath::chaos::AddCommands(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // app.exit prints the message (or the help); every usage error exits 2, the Unix convention that
+    // `paypath charge` documents (its other codes say what became of the charge).
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
   return paypath::cli::ExitCode();
 }

@@ -10,17 +10,23 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "api/charges.h"
 #include "api/router.h"
 #include "api/validation.h"
+#include "common/config.h"
 #include "common/failpoints.h"
+#include "common/metrics.h"
 #include "http/server.h"
 #include "store/hot_tier.h"
 #include "store/idempotency_store.h"
+#include "store/instance_id.h"
 #include "store/redis.h"
+#include "store/schema.h"
 #include "testing.h"
 
 namespace paypath {
@@ -35,6 +41,92 @@ const char* kKeyA = "sk_test_tenant_a";
 const char* kKeyB = "sk_test_tenant_b";
 const std::string kBody = R"({"account_id":"acct_1","amount":1234,"currency":"USD","description":"coffee"})";
 
+// The api host's wall clock a day behind (a badly set host clock, or a test that pins time): nothing the
+// database stores or purges may depend on it.
+class SkewedClock : public Clock {
+ public:
+  explicit SkewedClock(std::chrono::hours skew) : skew_(skew) {}
+  std::chrono::steady_clock::time_point Now() override { return SystemClock::Instance().Now(); }
+  std::chrono::system_clock::time_point WallNow() override { return SystemClock::Instance().WallNow() + skew_; }
+  void SleepFor(Duration d) override { SystemClock::Instance().SleepFor(d); }
+
+ private:
+  std::chrono::hours skew_;
+};
+
+// The value of one series in the process's /metrics text ("name{labels}"), 0 when absent.
+double Metric(const std::string& series) {
+  std::string text = metrics::Registry::Default().Render();
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// Redis for tests that inspect or delete entries: the admin URL where the stack has one.
+std::unique_ptr<store::RedisConn> RedisAdmin() {
+  const char* admin = std::getenv("PAYPATH_REDIS_ADMIN_URL");
+  auto addr = store::ParseRedisUrl(admin && *admin ? admin : testing::RedisUrl());
+  if (!addr.ok()) return nullptr;
+  auto c = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
+  return c.ok() ? std::move(c.value()) : nullptr;
+}
+
+// Deletes every hot-tier entry for (tenant, key), whatever namespace it sits in.
+void ForgetInRedis(const std::string& tenant, const std::string& key) {
+  auto redis = RedisAdmin();
+  ASSERT_TRUE(redis);
+  auto keys = redis->Command({"EVAL",
+                              "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                              "redis.call('DEL', k) n = n + 1 end return n",
+                              "0", "pp:idem:*:" + tenant + ":" + key});
+  ASSERT_TRUE(keys.ok()) << keys.error().ToString();
+}
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// `paypath api` as a child process on its own port, for tests that restart it.
+class ApiProcess {
+ public:
+  ApiProcess(const std::string& pg_url, const std::vector<std::string>& extra = {}) : port_(FreePort()) {
+    std::vector<std::string> argv = {testing::PaypathBinary(), "api", "--pg-url", pg_url, "--redis-url",
+                                     testing::RedisUrl(), "--listen", "127.0.0.1:" + std::to_string(port_),
+                                     "--threads", "4"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child_ = std::make_unique<testing::Child>(argv, std::map<std::string, std::string>{
+        {"PAYPATH_API_KEYS", std::string(kKeyA) + ":tenant_a"}}, "/tmp/paypath-api-test-child.log");
+  }
+  bool Ready() {
+    return testing::WaitUntil([&] { return RawHttp(port_, BuildRequest("GET", "/readyz", {})).status == 200; },
+                              std::chrono::seconds(15), std::chrono::milliseconds(50));
+  }
+  RawResponse Post(const std::string& key, const std::string& body) {
+    return RawHttp(port_, BuildRequest("POST", "/v1/charges",
+                                       {{"Authorization", std::string("Bearer ") + kKeyA},
+                                        {"Idempotency-Key", key},
+                                        {"Content-Type", "application/json"}},
+                                       body));
+  }
+  void Stop() {
+    child_->Kill(SIGTERM);
+    child_->Wait(std::chrono::seconds(10));
+  }
+  testing::Child& child() { return *child_; }
+
+ private:
+  uint16_t port_;
+  std::unique_ptr<testing::Child> child_;
+};
+
 class ApiTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { db_url_ = new std::string(testing::FreshDatabase("pp_api_test")); }
@@ -43,7 +135,7 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(failpoints::Configure("").ok());
     pool_ = std::make_unique<store::PgPool>(*db_url_, "api-test", 24);
     store_ = std::make_unique<store::IdempotencyStore>(*pool_);
-    hot_ = std::make_unique<store::HotTier>(testing::RedisUrl(), "pp_api_test", SystemClock::Instance(),
+    hot_ = std::make_unique<store::HotTier>(testing::RedisUrl(), Namespace(), SystemClock::Instance(),
                                             std::chrono::milliseconds(100), std::chrono::milliseconds(50));
     api::ChargeOptions opts;
     opts.lease = std::chrono::milliseconds(5000);
@@ -64,6 +156,14 @@ class ApiTest : public ::testing::Test {
   void TearDown() override {
     (void)failpoints::Configure("");
     server_.reset();
+  }
+
+  // The hot tier's namespace for the suite's database, as `paypath api` reads it.
+  static std::string Namespace() {
+    auto c = store::PgConn::Connect(*db_url_, "api-test");
+    if (!c.ok()) return "";
+    auto id = store::ReadInstanceIdentity(*c.value());
+    return id.ok() ? id->Namespace() : "";
   }
 
   // A fresh key per call site, so tests never collide with each other or with earlier runs.
@@ -89,6 +189,7 @@ class ApiTest : public ::testing::Test {
     row.id = id_prefix + key.substr(key.size() - 8);
     row.tenant = "tenant_a";
     row.idem_key = key;
+    row.fingerprint = std::string(64, 'a');
     row.account_id = "acct_1";
     row.amount = amount;
     row.currency = currency;
@@ -121,6 +222,7 @@ std::string* ApiTest::db_url_ = nullptr;
 
 TEST_F(ApiTest, CreatedThenReplayedWithByteIdenticalBody) {
   std::string key = NewKey("replay");
+  const double created = Metric("paypath_charges_created_total");
   RawResponse first = Post(key, kBody);
   ASSERT_EQ(first.status, 201) << first.body;
   EXPECT_EQ(first.headers.count("idempotent-replayed"), 0u);
@@ -139,6 +241,7 @@ TEST_F(ApiTest, CreatedThenReplayedWithByteIdenticalBody) {
   EXPECT_EQ(again.headers["idempotency-key-expires"], first.headers["idempotency-key-expires"]);
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
+  EXPECT_EQ(Metric("paypath_charges_created_total"), created + 1);
 }
 
 TEST_F(ApiTest, ChangedBodyUnderSameKeyIs422) {
@@ -360,7 +463,7 @@ TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
   auto redis = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
   ASSERT_TRUE(redis.ok());
   // The hot tier holds the response before the flush...
-  auto cached = redis.value()->Get(store::HotTier::RedisKey("pp_api_test", "tenant_a", key));
+  auto cached = redis.value()->Get(store::HotTier::RedisKey(hot_->ns(), "tenant_a", key));
   ASSERT_TRUE(cached.ok());
   EXPECT_TRUE(cached->has_value());
   ASSERT_TRUE(redis.value()->Command({"FLUSHALL"}).ok());
@@ -370,7 +473,7 @@ TEST_F(ApiTest, RedisFlushBetweenRequestAndRetryReplaysFromPostgres) {
   EXPECT_EQ(retry.body, first.body);
   EXPECT_EQ(ChargesFor(key), 1);
   // ...and the replay from PostgreSQL refilled it.
-  auto refilled = redis.value()->Get(store::HotTier::RedisKey("pp_api_test", "tenant_a", key));
+  auto refilled = redis.value()->Get(store::HotTier::RedisKey(hot_->ns(), "tenant_a", key));
   ASSERT_TRUE(refilled.ok());
   EXPECT_TRUE(refilled->has_value());
 }
@@ -526,6 +629,218 @@ TEST_F(ApiTest, OperationalEndpoints) {
   }
   EXPECT_EQ(RawHttp(port_, BuildRequest("GET", "/v1/charges", {})).status, 405);
   EXPECT_EQ(RawHttp(port_, BuildRequest("GET", "/nope", {})).status, 404);
+}
+
+TEST_F(ApiTest, ApiClockOffByADayNeitherPurgesEarlyNorDatesTheCharge) {
+  SkewedClock slow(std::chrono::hours(-24));
+  api::ChargeOptions opts;
+  opts.lease = std::chrono::milliseconds(5000);
+  api::ChargeApi skewed({{kKeyA, "tenant_a"}}, *store_, *hot_, slow, SystemRandom::Instance(), opts);
+  api::Router router(skewed, *store_, slow);
+  http::ServerOptions so;
+  so.port = 0;
+  so.threads = 2;
+  auto server = http::Server::Start(so, [&router](const http::HttpRequest& r) { return router.Handle(r); });
+  ASSERT_TRUE(server.ok());
+  std::string key = NewKey("skew");
+  RawResponse r = RawHttp(server.value()->port(),
+                          BuildRequest("POST", "/v1/charges",
+                                       {{"Authorization", std::string("Bearer ") + kKeyA},
+                                        {"Idempotency-Key", key},
+                                        {"Content-Type", "application/json"}},
+                                       kBody));
+  ASSERT_EQ(r.status, 201) << r.body;
+  // Expiry is the database's now() + retention (24 h), not the api's clock + retention.
+  EXPECT_EQ(QueryScalar(*db_url_, "SELECT abs(EXTRACT(EPOCH FROM expires_at - (now() + interval '24 hours'))) < 120 "
+                                  "FROM idempotency_keys WHERE idem_key = '" + key + "'"),
+            "t");
+  // "created" is the charge's created_at, taken from the database clock.
+  int64_t db_now = std::stoll(QueryScalar(*db_url_, "SELECT EXTRACT(EPOCH FROM now())::bigint"));
+  size_t at = r.body.find("\"created\":");
+  ASSERT_NE(at, std::string::npos);
+  int64_t created = std::stoll(r.body.substr(at + 10));
+  EXPECT_LT(std::llabs(created - db_now), 120) << r.body;
+  EXPECT_EQ(QueryScalar(*db_url_, "SELECT floor(EXTRACT(EPOCH FROM created_at))::bigint = " + std::to_string(created) +
+                                  " FROM charges WHERE idem_key = '" + key + "'"),
+            "t");
+  auto expires = ParseHttpDate(r.headers["idempotency-key-expires"]);
+  ASSERT_TRUE(expires.ok()) << r.headers["idempotency-key-expires"];
+  auto until = std::chrono::duration_cast<std::chrono::seconds>(expires.value().time_since_epoch()).count() - db_now;
+  EXPECT_GT(until, 24 * 3600 - 120);
+  EXPECT_LT(until, 24 * 3600 + 120);
+  // The purge runs on the database clock: a key completed just now is kept.
+  ASSERT_TRUE(store_->PurgeExpired(1000, std::chrono::hours(24)).ok());
+  EXPECT_EQ(KeysFor(key), 1);
+  RawResponse replay = Post(key, kBody);
+  EXPECT_EQ(replay.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, PurgedKeyRetriedReplaysFromItsChargeAndAChangedBodyIs422) {
+  std::string key = NewKey("late");
+  RawResponse first = Post(key, kBody);
+  ASSERT_EQ(first.status, 201);
+  // The key's retention ends and the purge forgets it; the hot tier has forgotten it too.
+  ASSERT_EQ(QueryScalar(*db_url_, "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
+                                  "WHERE idem_key = '" + key + "'"),
+            "");
+  ASSERT_TRUE(testing::WaitUntil([&] { return store_->PurgeExpired(1000, std::chrono::hours(24)).ok() && KeysFor(key) == 0; },
+                                 std::chrono::seconds(5)));
+  ForgetInRedis("tenant_a", key);
+  RawResponse late = Post(key, kBody);
+  EXPECT_EQ(late.status, 201) << late.body;
+  EXPECT_EQ(late.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(late.body, first.body);
+  EXPECT_EQ(late.headers["location"], first.headers["location"]);
+  RawResponse changed = Post(key, R"({"account_id":"acct_1","amount":999,"currency":"USD"})");
+  EXPECT_EQ(changed.status, 422) << changed.body;
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+}
+
+TEST_F(ApiTest, ACachedValueNotNamingThisInstanceIsAnInvalidMiss) {
+  std::string key = NewKey("stale-cache");
+  store::HotTier tier(testing::RedisUrl(), "inst-now", SystemClock::Instance());
+  auto redis = RedisAdmin();
+  ASSERT_TRUE(redis);
+  const std::string fp(64, 'a');
+  // The pre-instance encoding, and one that names another instance: both decode, neither is ours.
+  std::string v1 = "v1\n" + fp + "\n201\n4102444800000\nch_old\n{}";
+  std::string other = "v2\ninst-before\n" + fp + "\n201\n4102444800000\nch_old\n2\n{}";
+  for (const std::string& value : {v1, other, std::string("v2\ninst-now\n") + fp + "\n201\n41024448"}) {
+    ASSERT_TRUE(redis->Set(store::HotTier::RedisKey("inst-now", "tenant_a", key), value, std::chrono::seconds(60)).ok());
+    store::KeyRecord rec;
+    EXPECT_NE(tier.Get("tenant_a", key, &rec), store::HotTier::Lookup::kHit) << value;
+  }
+  // Through the api: such an entry (here claiming the key for another body, which a hit would answer
+  // with 422) is counted as invalid, and PostgreSQL answers.
+  api::ChargeOptions opts;
+  api::ChargeApi charges({{kKeyA, "tenant_a"}}, *store_, tier, SystemClock::Instance(), SystemRandom::Instance(), opts);
+  api::Router router(charges, *store_, SystemClock::Instance());
+  http::ServerOptions so;
+  so.port = 0;
+  so.threads = 2;
+  auto server = http::Server::Start(so, [&router](const http::HttpRequest& r) { return router.Handle(r); });
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE(redis->Set(store::HotTier::RedisKey("inst-now", "tenant_a", key), v1, std::chrono::seconds(60)).ok());
+  const double invalid = Metric("paypath_idempotency_cache_total{result=\"invalid\"}");
+  RawResponse r = RawHttp(server.value()->port(),
+                          BuildRequest("POST", "/v1/charges",
+                                       {{"Authorization", std::string("Bearer ") + kKeyA},
+                                        {"Idempotency-Key", key},
+                                        {"Content-Type", "application/json"}},
+                                       kBody));
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.headers.count("idempotent-replayed"), 0u);
+  EXPECT_EQ(Metric("paypath_idempotency_cache_total{result=\"invalid\"}"), invalid + 1);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, ADatabaseDroppedAndRecreatedNeverReplaysFromAWarmRedis) {
+  std::string db = testing::FreshDatabase("pp_api_recreate_test");
+  std::string key = NewKey("recreated");
+  {
+    ApiProcess api(db);
+    ASSERT_TRUE(api.Ready());
+    RawResponse first = api.Post(key, kBody);
+    ASSERT_EQ(first.status, 201) << first.body;
+    ASSERT_EQ(api.Post(key, kBody).headers["idempotent-replayed"], "true");  // Redis holds it now
+    api.Stop();
+  }
+  db = testing::FreshDatabase("pp_api_recreate_test");  // same name, empty: the charge is gone
+  ApiProcess api(db);
+  ASSERT_TRUE(api.Ready());
+  RawResponse again = api.Post(key, kBody);
+  EXPECT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(again.headers.count("idempotent-replayed"), 0u) << "replayed a charge the database does not hold";
+  EXPECT_EQ(QueryScalar(db, "SELECT count(*) FROM charges WHERE idem_key = '" + key + "'"), "1");
+}
+
+TEST_F(ApiTest, ARestoreWithARotatedInstanceIdNeverReplaysFromAWarmRedis) {
+  std::string db = testing::FreshDatabase("pp_api_restore_test");
+  std::string key = NewKey("restored");
+  ApiProcess before(db);
+  ASSERT_TRUE(before.Ready());
+  ASSERT_EQ(before.Post(key, kBody).status, 201);
+  before.Stop();
+  // A restore to a point before the charge: the rows are gone, Redis still holds the response.
+  ASSERT_EQ(QueryScalar(db, "DELETE FROM outbox; DELETE FROM charges; DELETE FROM idempotency_keys"), "");
+  std::string out;
+  int st = testing::RunShell(testing::PaypathBinary() + " migrate --rotate-instance-id --pg-url '" + db + "'", &out);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  ApiProcess after(db);
+  ASSERT_TRUE(after.Ready());
+  RawResponse r = after.Post(key, kBody);
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.headers.count("idempotent-replayed"), 0u) << "replayed a charge the restored database does not hold";
+}
+
+TEST_F(ApiTest, RetentionShorterThanTheLeasePlusTheClientRetryHorizonIsRefused) {
+  ApiProcess api(*db_url_, {"--retention-s", "60"});
+  int status = 0;
+  ASSERT_TRUE(api.child().Wait(std::chrono::seconds(10), &status)) << "the api started with a 60 s retention";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+}
+
+TEST_F(ApiTest, ChargeCommandExitCodesNameTheOutcome) {
+  auto run = [&](const std::string& args, uint16_t port, std::string* out) {
+    int st = testing::RunShell("PAYPATH_API_KEY=" + std::string(kKeyA) + " " + testing::PaypathBinary() +
+                                   " charge --url http://127.0.0.1:" + std::to_string(port) + " " + args,
+                               out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  std::string key = NewKey("cli");
+  std::string out;
+  EXPECT_EQ(run("--account acct_1 --amount 5 --currency EUR --key " + key, port_, &out), 0) << out;
+  EXPECT_EQ(run("--account acct_1 --amount 5 --currency EUR --key " + key, port_, &out), 0) << out;  // replay
+  EXPECT_EQ(run("--account acct_1 --amount 6 --currency EUR --key " + key, port_, &out), 1) << out;  // 422
+  EXPECT_EQ(run("--account acct_1 --amount 5 --currency EUR --max-attempts 99", port_, &out), 2) << out;
+  EXPECT_EQ(run("--account acct_1 --currency EUR", port_, &out), 2) << out;  // --amount missing
+  // Nothing listens there: every attempt was refused, so nothing can have been charged.
+  EXPECT_EQ(run("--account acct_1 --amount 5 --currency EUR --deadline-ms 1000", FreePort(), &out), 4) << out;
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
+TEST_F(ApiTest, TheHotTierNamespaceIsTheInstanceIdWithTheClustersIdentityAndRotates) {
+  std::string db = testing::FreshDatabase("pp_api_instance_test");
+  auto c = store::PgConn::Connect(db, "api-test");
+  ASSERT_TRUE(c.ok());
+  auto id = store::ReadInstanceIdentity(*c.value());
+  ASSERT_TRUE(id.ok()) << id.error().ToString();
+  EXPECT_EQ(id->instance_id.size(), 32u);
+  EXPECT_EQ(id->instance_id.find_first_not_of("0123456789abcdef"), std::string::npos);
+  // The suite's role may read the control functions, so the cluster and its timeline are folded in.
+  EXPECT_EQ(id->system_identifier, QueryScalar(db, "SELECT system_identifier::text FROM pg_control_system()"));
+  EXPECT_EQ(id->timeline, QueryScalar(db, "SELECT timeline_id::text FROM pg_control_checkpoint()"));
+  EXPECT_EQ(id->Namespace(), id->instance_id + "-" + id->system_identifier + "-" + id->timeline);
+  EXPECT_EQ(id->Namespace().find(':'), std::string::npos);
+  // Another database on the same cluster has its own id, and a rotation replaces it.
+  auto mine = store::PgConn::Connect(*db_url_, "api-test");
+  ASSERT_TRUE(mine.ok());
+  EXPECT_NE(store::ReadInstanceIdentity(*mine.value())->instance_id, id->instance_id);
+  auto rotated = store::RotateInstanceId(*c.value());
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_NE(rotated.value(), id->instance_id);
+  EXPECT_EQ(store::ReadInstanceIdentity(*c.value())->instance_id, rotated.value());
+  // Migrating again keeps the id (written once).
+  ASSERT_TRUE(store::Migrate(*c.value()).ok());
+  EXPECT_EQ(store::ReadInstanceIdentity(*c.value())->instance_id, rotated.value());
+}
+
+TEST_F(ApiTest, AConnectionTheServerClosedWhileIdleIsReplacedNotAFailedRequest) {
+  ASSERT_EQ(Post(NewKey("warm"), kBody).status, 201);
+  // The server ends every idle connection of this pool (what a restart or an idle timeout does).
+  ASSERT_NE(QueryScalar(*db_url_, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE application_name = 'api-test' AND pid <> pg_backend_pid()) t"),
+            "0");
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return QueryScalar(*db_url_, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'api-test'") ==
+                   "0"; },
+      std::chrono::seconds(5)));
+  std::string key = NewKey("after-terminate");
+  RawResponse r = Post(key, kBody);
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(ChargesFor(key), 1);
 }
 
 }  // namespace

@@ -99,8 +99,8 @@ class LedgerFixture {
       SeededCharge s{"ch_" + random_.Hex128(), random_.Uuid4()};
       std::string account = "acct_" + std::to_string(seq_++ % 7);
       auto ins = c.Exec(
-          "INSERT INTO charges (id, tenant, idem_key, account_id, amount, currency, status, created_at) "
-          "VALUES ($1, $2, $3, $4, $5::bigint, $6, 'succeeded', now())",
+          "INSERT INTO charges (id, tenant, idem_key, fingerprint, account_id, amount, currency, status, created_at) "
+          "VALUES ($1, $2, $3, repeat('0', 64), $4, $5::bigint, $6, 'succeeded', now())",
           {s.charge_id, tenant, "key_" + s.charge_id, account, std::to_string(amount), currency});
       EXPECT_TRUE(ins.ok()) << ins.error().ToString();
       std::string payload = "{\"charge_id\":\"" + s.charge_id + "\",\"tenant\":\"" + tenant +

@@ -18,7 +18,7 @@ metrics::Counter& Outcome(const char* outcome) {
   return metrics::Registry::Default().GetCounter(
       "paypath_idempotency_requests_total",
       "POST /v1/charges requests by idempotency outcome (created, replayed, conflict, mismatch, rejected, "
-      "unavailable)",
+      "unavailable, outcome_unknown)",
       {{"outcome", outcome}});
 }
 
@@ -29,11 +29,13 @@ struct Metrics {
   metrics::Counter& mismatch = Outcome("mismatch");
   metrics::Counter& rejected = Outcome("rejected");
   metrics::Counter& unavailable = Outcome("unavailable");
+  metrics::Counter& outcome_unknown = Outcome("outcome_unknown");
   metrics::Counter& charges = metrics::Registry::Default().GetCounter(
       "paypath_charges_created_total", "Charges committed to PostgreSQL (each exactly once per key)");
   metrics::Counter& cache_hit = Cache("hit");
   metrics::Counter& cache_miss = Cache("miss");
   metrics::Counter& cache_error = Cache("error");
+  metrics::Counter& cache_invalid = Cache("invalid");
   metrics::Counter& takeovers = metrics::Registry::Default().GetCounter(
       "paypath_idempotency_lease_takeovers_total", "Expired in-flight leases taken over by a retry");
   metrics::Counter& stale = metrics::Registry::Default().GetCounter(
@@ -41,7 +43,9 @@ struct Metrics {
 
   static metrics::Counter& Cache(const char* result) {
     return metrics::Registry::Default().GetCounter(
-        "paypath_idempotency_cache_total", "Redis hot-tier lookups by result (hit, miss, error)",
+        "paypath_idempotency_cache_total",
+        "Redis hot-tier lookups by result (hit, miss, error, invalid = an entry that does not decode or names "
+        "another database instance)",
         {{"result", result}});
   }
 };
@@ -60,6 +64,14 @@ HttpResponse Unavailable(std::string detail, int retry_after_s) {
   M().unavailable.Inc();
   HttpResponse r = RenderProblem({503, "service-unavailable", "Service unavailable", std::move(detail)});
   r.SetHeader("Retry-After", std::to_string(retry_after_s));
+  return r;
+}
+
+// The outcome of this request could not be learned; the charge may exist. Never "nothing was charged".
+HttpResponse OutcomeUnknown(std::string detail) {
+  M().outcome_unknown.Inc();
+  HttpResponse r = RenderProblem({503, "outcome-unknown", "Outcome unknown", std::move(detail)});
+  r.SetHeader("Retry-After", std::to_string(kOutcomeUnknownRetryAfterS));
   return r;
 }
 
@@ -88,11 +100,13 @@ bool IsJsonContentType(std::string_view ct) {
   return HeaderNameEquals(media, "application/json");
 }
 
+// expires_unix_ms 0: the key's record is gone (a replay rebuilt from the charge), so no expiry is promised.
 void SetKeyHeaders(HttpResponse& r, const std::string& charge_id, int64_t expires_unix_ms) {
   r.SetHeader("Content-Type", "application/json");
   r.SetHeader("Location", "/v1/charges/" + charge_id);
-  r.SetHeader("Idempotency-Key-Expires",
-              FormatHttpDate(std::chrono::system_clock::time_point(std::chrono::milliseconds(expires_unix_ms))));
+  if (expires_unix_ms > 0)
+    r.SetHeader("Idempotency-Key-Expires",
+                FormatHttpDate(std::chrono::system_clock::time_point(std::chrono::milliseconds(expires_unix_ms))));
 }
 
 std::string ChargePayload(const store::ChargeRow& ch) {
@@ -134,9 +148,26 @@ std::string RenderCharge(const store::ChargeRow& ch) {
   return b;
 }
 
+Status ChargeOptions::Validate() const {
+  if (lease.count() <= 0) return Error::InvalidArgument("the lease must be positive");
+  const auto minimum = lease + std::chrono::duration_cast<std::chrono::milliseconds>(kClientRetryHorizon);
+  if (retention < minimum)
+    return Error::InvalidArgument(
+        "retention " + std::to_string(retention.count() / 1000) + " s is shorter than the lease (" +
+        std::to_string(lease.count() / 1000) + " s) plus the client retry horizon (" +
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kClientRetryHorizon).count()) +
+        " s): keep completed keys at least " + std::to_string((minimum.count() + 999) / 1000) + " s");
+  return OkStatus();
+}
+
 ChargeApi::ChargeApi(std::map<std::string, std::string> api_keys, store::IdempotencyStore& store,
                      store::HotTier& hot, Clock& clock, Random& random, ChargeOptions options)
-    : api_keys_(std::move(api_keys)), store_(store), hot_(hot), clock_(clock), random_(random), options_(options) {
+    : api_keys_(std::move(api_keys)),
+      store_(store),
+      hot_(hot),
+      random_(random),
+      options_(options),
+      resolver_(store, clock, options.in_doubt) {
   M();  // register every series at start so /metrics shows zeros before the first request
 }
 
@@ -153,6 +184,24 @@ HttpResponse ChargeApi::Replay(const store::KeyRecord& rec) {
   SetKeyHeaders(r, rec.charge_id, rec.expires_at_unix_ms);
   r.SetHeader("Idempotent-Replayed", "true");
   return r;
+}
+
+HttpResponse ChargeApi::ReplayFromCharge(const store::ChargeRow& ch) {
+  M().replayed.Inc();
+  HttpResponse r;
+  r.status = 201;  // the only status ever stored with a charge
+  r.body = RenderCharge(ch);
+  SetKeyHeaders(r, ch.id, /*expires_unix_ms=*/0);
+  r.SetHeader("Idempotent-Replayed", "true");
+  return r;
+}
+
+HttpResponse ChargeApi::AnswerFromCharge(const std::string& tenant, const store::ChargeRow& ch,
+                                         const std::string& fingerprint) {
+  // A charge written before fingerprints were kept cannot prove the request is the same: 422, never a
+  // second charge.
+  if (!ch.fingerprint.empty() && ch.fingerprint == fingerprint) return ReplayFromCharge(ch);
+  return Mismatch(tenant);
 }
 
 HttpResponse ChargeApi::Create(const HttpRequest& req) {
@@ -185,6 +234,15 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   ChargeRequest& charge = std::get<ChargeRequest>(parsed);
   const std::string fingerprint = Fingerprint("POST", "/v1/charges", charge.canonical_body);
 
+  // An earlier attempt with this key is in doubt on this process: settle it first. Unsettled, the answer
+  // stays outcome-unknown (a 409 would hide that the charge may exist); settled, the claim below sees the
+  // truth (the committed key replays, a released one is claimed afresh).
+  if (auto earlier = resolver_.Recheck(*tenant, key.value());
+      earlier && earlier->outcome == Resolution::Outcome::kPending)
+    return OutcomeUnknown(
+        "an earlier attempt with this Idempotency-Key is still in doubt (the database connection failed before "
+        "its outcome was known); the charge may exist. Retry with the same key, never with a new one");
+
   // Hot tier: a completed key answers without PostgreSQL. A miss or an error falls through.
   store::KeyRecord cached;
   switch (hot_.Get(*tenant, key.value(), &cached)) {
@@ -198,17 +256,34 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
     case store::HotTier::Lookup::kError:
       M().cache_error.Inc();
       break;
+    case store::HotTier::Lookup::kInvalid:
+      M().cache_invalid.Inc();
+      break;
   }
 
   const std::string owner = random_.Hex128();
   auto claim = store_.Claim(*tenant, key.value(), fingerprint, owner, options_.lease);
   if (!claim.ok()) {
     if (claim.error().code == ErrorCode::kAborted) return InFlight("the key is under heavy contention; retry");
+    if (claim.error().code == ErrorCode::kOutcomeUnknown) {
+      // The claim may have landed: our in-flight row would hold the key for a lease. Nothing can have been
+      // charged (the charge is a later transaction); the resolver releases the row once it can.
+      log::Warn("claim_outcome_unknown", {{"tenant", *tenant}, {"error", claim.error().ToString()}});
+      Resolution settled = resolver_.Resolve({InDoubtPhase::kClaim, *tenant, key.value(), owner, ""});
+      if (settled.outcome != Resolution::Outcome::kPending)
+        return OutcomeUnknown("the database connection failed while claiming the key; nothing was charged and the "
+                              "key is free again. Retry with the same Idempotency-Key");
+      return OutcomeUnknown("the database connection failed while claiming the key; nothing was charged, but the "
+                            "key may stay reserved for up to " +
+                            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.lease).count()) +
+                            " s (its lease). Retry with the same Idempotency-Key");
+    }
     log::Warn("claim_failed", {{"tenant", *tenant}, {"error", claim.error().ToString()}});
     return Unavailable("the database is unavailable; nothing was charged", 1);
   }
   switch (Decide(claim.value(), fingerprint)) {
     case Decision::kReplay:
+      if (claim->kind == store::ClaimResult::Kind::kCharged) return ReplayFromCharge(claim->charge);
       hot_.Put(*tenant, key.value(), claim->existing);
       return Replay(claim->existing);
     case Decision::kMismatch:
@@ -237,8 +312,8 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   row.amount = charge.amount;
   row.currency = charge.currency;
   row.description = charge.description;
-  row.created_unix_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(clock_.WallNow().time_since_epoch()).count();
+  row.fingerprint = fingerprint;
+  row.created_unix_us = claim->claimed_at_unix_us;  // the database clock, never this host's
   const std::string body = RenderCharge(row);
   const std::string message_id = random_.Uuid4();
 
@@ -253,12 +328,38 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
       log::Warn("stale_lease_owner", {{"tenant", *tenant}});
       return InFlight("this request's lease on the key expired and another request took it over");
     }
+    if (e.code == ErrorCode::kConflict) {
+      // The key already has its charge (its record was purged while we held a fresh claim): answer from it.
+      (void)store_.Release(*tenant, key.value(), owner);
+      auto existing = store_.GetChargeByKey(*tenant, key.value());
+      if (existing.ok()) return AnswerFromCharge(*tenant, existing.value(), fingerprint);
+      return Unavailable("the database is unavailable; nothing was charged", 1);
+    }
     if (e.code == ErrorCode::kOutcomeUnknown) {
-      // The charge may be durable. Keep the lease so nobody else runs it before it expires; by then a
-      // retry sees either the completed key (replay) or an expired lease it may take over.
+      // The charge may be durable. The lease stays ours until settled, so nobody else runs the key.
       log::Error("commit_outcome_unknown", {{"tenant", *tenant}, {"charge_id", row.id}});
-      auto secs = std::chrono::duration_cast<std::chrono::seconds>(options_.lease).count() + 1;
-      return Unavailable("the database connection failed during commit; retry with the same key", static_cast<int>(secs));
+      Resolution settled = resolver_.Resolve({InDoubtPhase::kCommit, *tenant, key.value(), owner, row.id});
+      if (settled.outcome == Resolution::Outcome::kNotCommitted)
+        return Unavailable("the database connection failed during commit and the charge did not commit; nothing "
+                           "was charged. Retry with the same Idempotency-Key", 1);
+      if (settled.outcome == Resolution::Outcome::kPending)
+        return OutcomeUnknown("the database connection failed during commit; the charge may exist. Retry with the "
+                              "same Idempotency-Key to learn its outcome, never with a new one");
+      // Committed: answer as if the COMMIT had replied (the resolver counted the charge).
+      M().created.Inc();
+      store::KeyRecord completed = settled.record;
+      completed.fingerprint = fingerprint;
+      completed.response_status = 201;
+      completed.response_body = body;
+      completed.charge_id = row.id;
+      hot_.Put(*tenant, key.value(), completed);
+      log::Info("charge_created", {{"tenant", *tenant}, {"charge_id", row.id}, {"amount", row.amount},
+                                   {"currency", row.currency}, {"in_doubt", "committed"}});
+      HttpResponse r;
+      r.status = 201;
+      r.body = body;
+      SetKeyHeaders(r, row.id, completed.expires_at_unix_ms);
+      return r;
     }
     (void)store_.Release(*tenant, key.value(), owner);
     log::Warn("charge_failed", {{"tenant", *tenant}, {"error", e.ToString()}});
@@ -278,7 +379,8 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   completed.response_status = 201;
   completed.response_body = body;
   completed.charge_id = row.id;
-  completed.expires_at_unix_ms = done.value();
+  completed.expires_at_unix_ms = done->expires_at_unix_ms;
+  completed.ttl_ms = done->ttl_ms;
   hot_.Put(*tenant, key.value(), completed);
 
   log::Info("charge_created", {{"tenant", *tenant}, {"charge_id", row.id}, {"amount", row.amount},
@@ -286,7 +388,7 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   HttpResponse r;
   r.status = 201;
   r.body = body;
-  SetKeyHeaders(r, row.id, done.value());
+  SetKeyHeaders(r, row.id, done->expires_at_unix_ms);
   return r;
 }
 

@@ -2,11 +2,14 @@
 // store, the hot tier and the outbox. No sockets here (src/http moves the bytes).
 //
 // POST runs the phases of store/idempotency_store.h:
-//   validate (401, 400, 415, 413, 400 - never stored) -> hot tier lookup (replay or 422 without touching
-//   PostgreSQL) -> Claim -> Decide -> [proceed] build the response -> Complete (charge + outbox + stored
-//   response, one transaction) -> cache in Redis -> 201.
-// Every error after a successful claim releases the lease, except an unknown COMMIT outcome: then the
-// lease is kept to expire, so a retry either replays the committed charge or takes over a clean key.
+//   validate (401, 400, 415, 413, 400 - never stored) -> in doubt here? (api/in_doubt.h: settle it or
+//   answer outcome-unknown) -> hot tier lookup (replay or 422 without touching PostgreSQL) -> Claim ->
+//   Decide -> [proceed] build the response -> Complete (charge + outbox + stored response, one
+//   transaction) -> cache in Redis -> 201.
+// Every error after a successful claim releases the lease, except an unknown outcome (COMMIT, or the
+// claim's own reply, lost with the connection): the attempt goes to the in-doubt resolver, which tries to
+// settle it at once (answer 201, or "nothing was charged") and otherwise answers 503 outcome-unknown with
+// Retry-After: 1 while it keeps trying; settling releases the lease of an attempt that did not commit.
 #pragma once
 
 #include <chrono>
@@ -15,8 +18,10 @@
 
 #include "api/auth.h"
 #include "http/message.h"
+#include "api/in_doubt.h"
 #include "common/clock.h"
 #include "common/random.h"
+#include "common/result.h"
 #include "store/hot_tier.h"
 #include "store/idempotency_store.h"
 
@@ -26,13 +31,30 @@ using http::HttpRequest;
 using http::HttpResponse;
 using http::HeaderNameEquals;
 
+// How long after its first attempt a client may come back with the same key and still be answered from
+// the key's stored record: the client's 10 s deadline many times over, a person re-running `paypath charge
+// --key` after an outcome-unknown exit, a job queue retrying a failed task. After the record is purged the
+// key still never charges again (it replays from its charge, or 422s), so the horizon is about answering
+// from the record, with its Idempotency-Key-Expires, not about safety. Documented in docs/api.md.
+inline constexpr std::chrono::minutes kClientRetryHorizon{10};
+
+// Seconds a client should wait after outcome-unknown: the resolver retries every 200 ms, so one second
+// usually finds the attempt settled, and a client with the default 10 s deadline honours it three times.
+inline constexpr int kOutcomeUnknownRetryAfterS = 1;
+
 struct ChargeOptions {
   // The lease must outlive the longest normal request (tens of ms) by far, yet a crashed owner blocks the
   // key only this long. 10 s: far above the p99.9 of a charge, short enough that a client retrying with
   // backoff after a crash gets through within its budget.
   std::chrono::milliseconds lease{10000};
-  // How long a completed key is remembered (and replayed). 24 h matches common client retry horizons.
+  // How long a completed key's record (stored response, fingerprint, expiry) is kept after completion, on
+  // the database clock. 24 h matches common client retry horizons. The charge itself is kept for ever.
   std::chrono::milliseconds retention{24 * 3600 * 1000};
+  InDoubtOptions in_doubt;
+
+  // kInvalidArgument when retention < lease + kClientRetryHorizon (the record must outlive every lease and
+  // every retry a client may still make), or lease <= 0.
+  Status Validate() const;
 };
 
 class ChargeApi {
@@ -46,15 +68,22 @@ class ChargeApi {
   // The tenant for the request's bearer token, or nullptr.
   const std::string* Authenticate(const HttpRequest& req) const;
 
+  // The in-doubt attempts of this process; `paypath api` runs its RunOnce in a worker loop.
+  InDoubtResolver& resolver() { return resolver_; }
+
  private:
   HttpResponse Replay(const store::KeyRecord& rec);
+  // A replay built from the key's charge (its record was purged): same status and body as the stored one.
+  HttpResponse ReplayFromCharge(const store::ChargeRow& ch);
+  // The key's charge answers: replay when `fingerprint` matches it, 422 otherwise.
+  HttpResponse AnswerFromCharge(const std::string& tenant, const store::ChargeRow& ch, const std::string& fingerprint);
 
   const ApiKeys api_keys_;  // digests only: compared in constant time (api/auth.h)
   store::IdempotencyStore& store_;
   store::HotTier& hot_;
-  Clock& clock_;
   Random& random_;
   const ChargeOptions options_;
+  InDoubtResolver resolver_;
 };
 
 // The charge's public JSON, identical for the 201, every replay and GET.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "http/server.h"
 #include "store/hot_tier.h"
 #include "store/idempotency_store.h"
+#include "store/instance_id.h"
 #include "store/pg.h"
 #include "store/schema.h"
 
@@ -77,7 +79,13 @@ void BlockSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int RunMigrate(const std::string& pg_url) {
+// How often a running api re-reads the database instance namespace, so a failover or a restore behind a
+// stable address (new timeline, rotated id) stops cache replays within this long even without a restart.
+constexpr auto kNamespaceRefresh = std::chrono::seconds(5);
+// How often the in-doubt resolver's background pass runs; each entry also waits its own retry interval.
+constexpr auto kResolverInterval = std::chrono::milliseconds(200);
+
+int RunMigrate(const std::string& pg_url, bool rotate_instance_id = false) {
   auto conn = store::PgConn::Connect(pg_url, "paypath-migrate");
   if (!conn.ok()) {
     log::Error("migrate_failed", {{"error", conn.error().ToString()}});
@@ -89,7 +97,28 @@ int RunMigrate(const std::string& pg_url) {
     return 1;
   }
   log::Info("migrated", {{"schema_version", 1}});
+  if (rotate_instance_id) {
+    // After a restore: every cached response of the database as it was is unreachable from now on.
+    auto id = store::RotateInstanceId(*conn.value());
+    if (!id.ok()) {
+      log::Error("rotate_instance_id_failed", {{"error", id.error().ToString()}});
+      return 1;
+    }
+    log::Info("instance_id_rotated", {{"instance_id", id.value()}});
+  }
   return 0;
+}
+
+// The hot tier's namespace for the database at `pool`, or "" when it cannot be read now.
+std::string ReadNamespace(store::PgPool& pool) {
+  auto conn = pool.Acquire();
+  if (!conn.ok()) return "";
+  auto id = store::ReadInstanceIdentity(*conn.value());
+  if (!id.ok()) {
+    log::Warn("instance_namespace_unreadable", {{"error", id.error().ToString()}});
+    return "";
+  }
+  return id->Namespace();
 }
 
 int RunApi(const ApiFlags& f) {
@@ -121,6 +150,13 @@ int RunApi(const ApiFlags& f) {
     log::Error("missing_setting", {{"setting", "PAYPATH_PG_URL / --pg-url"}});
     return 2;
   }
+  ChargeOptions opts;
+  opts.lease = std::chrono::milliseconds(f.lease_ms);
+  opts.retention = std::chrono::milliseconds(f.retention_s * 1000);
+  if (Status s = opts.Validate(); !s.ok()) {
+    log::Error("bad_retention", {{"error", s.error().message}});
+    return 2;
+  }
   if (f.migrate && RunMigrate(f.pg_url) != 0) return 1;
 
   BlockSignals();  // before any thread starts, so only WaitForSignal receives SIGINT/SIGTERM
@@ -132,13 +168,11 @@ int RunApi(const ApiFlags& f) {
   session.idle_in_transaction_timeout = std::chrono::milliseconds(f.pg_idle_in_transaction_timeout_ms);
   store::PgPool pool(f.pg_url, "paypath-api", f.threads + 2, session);
   store::IdempotencyStore store(pool);
-  // The database name namespaces the hot tier (see hot_tier.h).
-  std::string db_name = f.pg_url.substr(f.pg_url.rfind('/') + 1);
-  db_name = db_name.substr(0, db_name.find('?'));
-  store::HotTier hot(f.redis_url, db_name, clock);
-  ChargeOptions opts;
-  opts.lease = std::chrono::milliseconds(f.lease_ms);
-  opts.retention = std::chrono::milliseconds(f.retention_s * 1000);
+  // The database instance namespaces the hot tier (see store/instance_id.h). Unknown yet (database down at
+  // start with --no-migrate): the tier stays cold until the refresher below reads it.
+  std::string ns = ReadNamespace(pool);
+  store::HotTier hot(f.redis_url, ns, clock);
+  log::Info("hot_tier_namespace", {{"namespace", ns}});
   ChargeApi charges(keys.value(), store, hot, clock, random, opts);
   Router router(charges, store, clock, ops_hp ? Routes::kApi : Routes::kAll);
   Router ops_router(charges, store, clock, Routes::kOps);
@@ -177,8 +211,8 @@ int RunApi(const ApiFlags& f) {
     log::Info("ops_listening", {{"host", ops_hp->host}, {"port", static_cast<int>(ops_server->port())}});
   }
 
-  // Retention: a bounded loop deletes expired keys in batches of 1000 so no single DELETE holds locks long.
-  // One stop flag: the signal sets it, the purger checks it between batches and sleeps on it between runs.
+  // Background loops share one stop flag: the signal sets it, each loop checks it between runs and sleeps
+  // on it in between.
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stop = false;  // protected by stop_mu
@@ -186,15 +220,30 @@ int RunApi(const ApiFlags& f) {
     std::lock_guard lock(stop_mu);
     return stop;
   };
-  std::thread purger([&] {
-    while (!stopped()) {
-      for (int i = 0; i < 100 && !stopped(); ++i) {
-        auto n = store.PurgeExpired(1000, opts.retention);
-        if (!n.ok() || n.value() < 1000) break;
+  auto every = [&](std::chrono::milliseconds interval, std::function<void()> run) {
+    return std::thread([&, interval, run] {
+      while (!stopped()) {
+        run();
+        std::unique_lock lock(stop_mu);
+        stop_cv.wait_for(lock, interval, [&] { return stop; });
       }
-      std::unique_lock lock(stop_mu);
-      stop_cv.wait_for(lock, std::chrono::milliseconds(f.purge_interval_ms), [&] { return stop; });
+    });
+  };
+  // Retention: a bounded loop deletes expired keys in batches of 1000 so no single DELETE holds locks long.
+  std::thread purger = every(std::chrono::milliseconds(f.purge_interval_ms), [&] {
+    for (int i = 0; i < 100 && !stopped(); ++i) {
+      auto n = store.PurgeExpired(1000, opts.retention);
+      if (!n.ok() || n.value() < 1000) break;
     }
+  });
+  // In-doubt attempts are settled as soon as the database answers (api/in_doubt.h).
+  std::thread resolver = every(kResolverInterval, [&] { (void)charges.resolver().RunOnce(); });
+  // A restore or failover behind the same address changes the namespace; follow it.
+  std::thread namespacer = every(kNamespaceRefresh, [&] {
+    std::string now = ReadNamespace(pool);
+    if (now.empty() || now == hot.ns()) return;
+    log::Warn("hot_tier_namespace_changed", {{"from", hot.ns()}, {"to", now}});
+    hot.SetNamespace(now);
   });
 
   int sig = WaitForSignal();
@@ -205,6 +254,8 @@ int RunApi(const ApiFlags& f) {
   }
   stop_cv.notify_all();
   purger.join();
+  resolver.join();
+  namespacer.join();
   server.value().reset();  // in-flight requests finish first
   ops_server.reset();
   if (!f.final_metrics.empty()) {
@@ -227,7 +278,9 @@ void AddCommands(CLI::App& app) {
   api->add_option("--threads", flags->threads, "I/O and handler threads")->capture_default_str()->check(CLI::Range(1, 256));
   api->add_option("--lease-ms", flags->lease_ms, "In-flight lease on an idempotency key, ms")->capture_default_str()
       ->check(CLI::Range(int64_t{50}, int64_t{600000}));
-  api->add_option("--retention-s", flags->retention_s, "How long completed keys are kept and replayed, s")
+  api->add_option("--retention-s", flags->retention_s,
+                  "How long a completed key's stored response is kept, s (at least the lease plus the 600 s client "
+                  "retry horizon; the key never charges twice even after)")
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{30 * 86400}));
   api->add_option("--purge-interval-ms", flags->purge_interval_ms, "How often the retention loop runs, ms")
       ->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{3600000}));
@@ -255,12 +308,19 @@ void AddCommands(CLI::App& app) {
   api->add_option("--final-metrics", flags->final_metrics, "On a graceful stop, write the final /metrics text here");
   api->callback([flags] { cli::SetExitCode(RunApi(*flags)); });
 
-  auto pg_url = std::make_shared<std::string>();
+  struct MigrateFlags {
+    std::string pg_url;
+    bool rotate = false;
+  };
+  auto mf = std::make_shared<MigrateFlags>();
   CLI::App* mig = app.add_subcommand("migrate", "Apply the database schema (idempotent)");
-  mig->add_option("--pg-url", *pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL")->required();
-  mig->callback([pg_url] {
+  mig->add_option("--pg-url", mf->pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL")->required();
+  mig->add_flag("--rotate-instance-id", mf->rotate,
+                "Give the database a new instance id (after a restore: the hot tier then never replays what the "
+                "restored database does not hold)");
+  mig->callback([mf] {
     log::SetComponent("migrate");
-    cli::SetExitCode(RunMigrate(*pg_url));
+    cli::SetExitCode(RunMigrate(mf->pg_url, mf->rotate));
   });
 }
 

@@ -10,7 +10,7 @@ namespace paypath::api {
 
 enum class Decision {
   kProceed,   // this request holds the lease: run the charge
-  kReplay,    // completed with the same fingerprint: return the stored response
+  kReplay,    // completed (or charged) with the same fingerprint: return the stored (or rebuilt) response
   kMismatch,  // the key was used for a different request: 422, whatever its state
   kInFlight,  // the same request is still running under a live lease: 409 with Retry-After
 };

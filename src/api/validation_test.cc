@@ -122,20 +122,27 @@ TEST(Utf8, RejectsOverlongsSurrogatesAndTruncation) {
 TEST(Decide, FollowsTheStateMachine) {
   using Kind = store::ClaimResult::Kind;
   std::string fp(64, 'a'), other(64, 'b');
-  EXPECT_EQ(Decide({Kind::kClaimed, {}}, fp), Decision::kProceed);
-  EXPECT_EQ(Decide({Kind::kTakenOver, {}}, fp), Decision::kProceed);
+  EXPECT_EQ(Decide({Kind::kClaimed, {}, {}, 1}, fp), Decision::kProceed);
+  EXPECT_EQ(Decide({Kind::kTakenOver, {}, {}, 1}, fp), Decision::kProceed);
   store::KeyRecord done;
   done.completed = true;
   done.fingerprint = fp;
-  EXPECT_EQ(Decide({Kind::kExisting, done}, fp), Decision::kReplay);
-  EXPECT_EQ(Decide({Kind::kExisting, done}, other), Decision::kMismatch);
+  EXPECT_EQ(Decide({Kind::kExisting, done, {}, 0}, fp), Decision::kReplay);
+  EXPECT_EQ(Decide({Kind::kExisting, done, {}, 0}, other), Decision::kMismatch);
   store::KeyRecord running;
   running.fingerprint = fp;
   running.lease_remaining_ms = 500;
-  EXPECT_EQ(Decide({Kind::kExisting, running}, fp), Decision::kInFlight);
-  EXPECT_EQ(Decide({Kind::kExisting, running}, other), Decision::kMismatch);
+  EXPECT_EQ(Decide({Kind::kExisting, running, {}, 0}, fp), Decision::kInFlight);
+  EXPECT_EQ(Decide({Kind::kExisting, running, {}, 0}, other), Decision::kMismatch);
   EXPECT_EQ(DecideCompleted(done, fp), Decision::kReplay);
   EXPECT_EQ(DecideCompleted(done, other), Decision::kMismatch);
+  // The key's record was purged; its charge still binds the key to one request.
+  store::ChargeRow charged;
+  charged.fingerprint = fp;
+  EXPECT_EQ(Decide({Kind::kCharged, {}, charged, 0}, fp), Decision::kReplay);
+  EXPECT_EQ(Decide({Kind::kCharged, {}, charged, 0}, other), Decision::kMismatch);
+  charged.fingerprint.clear();  // written before fingerprints were kept: cannot prove a match
+  EXPECT_EQ(Decide({Kind::kCharged, {}, charged, 0}, fp), Decision::kMismatch);
 }
 
 TEST(Problem, RendersRfc9457Members) {
@@ -146,7 +153,7 @@ TEST(Problem, RendersRfc9457Members) {
                     R"("detail":"said \"no\""})");
 }
 
-TEST(HotTierEncoding, RoundTripsBodiesWithNewlines) {
+store::KeyRecord CachedRecord() {
   store::KeyRecord rec;
   rec.completed = true;
   rec.fingerprint = std::string(64, 'f');
@@ -154,15 +161,53 @@ TEST(HotTierEncoding, RoundTripsBodiesWithNewlines) {
   rec.response_body = "{\"a\":\"line1\nline2\"}";
   rec.charge_id = "ch_1";
   rec.expires_at_unix_ms = 1234567890123;
-  auto back = store::HotTier::Decode(store::HotTier::Encode(rec));
+  return rec;
+}
+
+TEST(HotTierEncoding, RoundTripsBodiesWithNewlines) {
+  store::KeyRecord rec = CachedRecord();
+  auto back = store::HotTier::Decode("inst-1", store::HotTier::Encode("inst-1", rec));
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->response_body, rec.response_body);
   EXPECT_EQ(back->fingerprint, rec.fingerprint);
   EXPECT_EQ(back->response_status, 201);
   EXPECT_EQ(back->charge_id, "ch_1");
   EXPECT_EQ(back->expires_at_unix_ms, 1234567890123);
-  EXPECT_FALSE(store::HotTier::Decode("v0\nrubbish").has_value());
-  EXPECT_FALSE(store::HotTier::Decode("").has_value());
+  EXPECT_FALSE(store::HotTier::Decode("inst-1", "v0\nrubbish").has_value());
+  EXPECT_FALSE(store::HotTier::Decode("inst-1", "").has_value());
+}
+
+TEST(HotTierEncoding, AValueNamingAnotherInstanceIsRefused) {
+  std::string v = store::HotTier::Encode("inst-old", CachedRecord());
+  EXPECT_TRUE(store::HotTier::Decode("inst-old", v).has_value());
+  EXPECT_FALSE(store::HotTier::Decode("inst-new", v).has_value());
+}
+
+TEST(HotTierEncoding, OnlyACompletelyDecodedValueIsUsed) {
+  const std::string good = store::HotTier::Encode("i", CachedRecord());
+  ASSERT_TRUE(store::HotTier::Decode("i", good).has_value());
+  EXPECT_FALSE(store::HotTier::Decode("i", good.substr(0, good.size() - 1)).has_value());  // truncated body
+  EXPECT_FALSE(store::HotTier::Decode("i", good + "x").has_value());                      // padded body
+  auto with = [&](int line, const std::string& value) {
+    std::vector<std::string> parts;
+    size_t pos = 0;
+    for (int i = 0; i < 7; ++i) {
+      size_t nl = good.find('\n', pos);
+      parts.push_back(good.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+    parts[line] = value;
+    std::string out;
+    for (auto& p : parts) out += p + "\n";
+    return out + good.substr(pos);
+  };
+  EXPECT_FALSE(store::HotTier::Decode("i", with(0, "v1")).has_value());           // old format
+  EXPECT_FALSE(store::HotTier::Decode("i", with(2, std::string(63, 'f'))).has_value());  // short fingerprint
+  EXPECT_FALSE(store::HotTier::Decode("i", with(3, "201x")).has_value());         // junk after the status
+  EXPECT_FALSE(store::HotTier::Decode("i", with(3, "500")).has_value());          // never stored
+  EXPECT_FALSE(store::HotTier::Decode("i", with(4, "")).has_value());             // no expiry
+  EXPECT_FALSE(store::HotTier::Decode("i", with(5, "ch 1")).has_value());         // not a charge id
+  EXPECT_FALSE(store::HotTier::Decode("i", with(6, "-1")).has_value());           // no length
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "client/client.h"
 
+#include <boost/json.hpp>
 #include <cassert>
 
 #include "common/log.h"
@@ -35,14 +36,34 @@ bool MayHaveReachedServer(const Exchange& ex) {
     case Exchange::Kind::kConnectFailed: return false;
     case Exchange::Kind::kTimeout:
     case Exchange::Kind::kNoResponse: return true;
-    case Exchange::Kind::kResponse:
+    case Exchange::Kind::kResponse: {
+      const int st = ex.response.status;
       // 409: the key is in flight on the server; 502/504: a proxy's view, the API may have acted.
-      return ex.response.status == 409 || ex.response.status == 502 || ex.response.status == 504;
+      if (st == 409 || st == 502 || st == 504) return true;
+      // 503 is "not now" (nothing was charged) unless the API says it could not learn the outcome.
+      if (st == 503) return IsOutcomeUnknownProblem(ex.response);
+      // Any other 5xx reports a server failure, not that nothing happened.
+      return st >= 500;
+    }
   }
   return true;
 }
 
 }  // namespace
+
+bool IsOutcomeUnknownProblem(const HttpResponse& r) {
+  auto ct = r.Header("Content-Type");
+  if (!ct || ct->find("application/problem+json") == std::string::npos) return false;
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(r.body, ec);
+  if (ec || !v.is_object()) return false;
+  const boost::json::value* type = v.as_object().if_contains("type");
+  if (type == nullptr || !type->is_string()) return false;
+  std::string_view t = type->as_string();
+  // Relative ("/problems/outcome-unknown", what paypath sends) or absolute with the same path.
+  constexpr std::string_view kSuffix = "/problems/outcome-unknown";
+  return t.size() >= kSuffix.size() && t.substr(t.size() - kSuffix.size()) == kSuffix;
+}
 
 const char* OutcomeName(Outcome o) {
   switch (o) {
@@ -70,12 +91,18 @@ Status CallResult::ToStatus() const {
   if (ok()) return OkStatus();
   std::string what = std::string(OutcomeName(outcome)) + " after " + std::to_string(attempts) + " attempt(s), " +
                      RetryReasonName(final_reason) + ", key " + key;
-  if (outcome == Outcome::kRejected) {
-    std::string m = what + ", status " + std::to_string(last.response.status);
-    return last.response.status >= 500 ? Error::Internal(m) : Error::InvalidArgument(m);
-  }
+  if (outcome == Outcome::kRejected) what += ", status " + std::to_string(last.response.status);
   if (outcome_unknown) return Error::OutcomeUnknown(what);
+  if (outcome == Outcome::kRejected)
+    return last.response.status >= 500 ? Error::Internal(what) : Error::InvalidArgument(what);
   return Error::Unavailable(what);
+}
+
+int ExitCodeFor(const CallResult& r) {
+  if (r.ok()) return kExitCharged;
+  if (r.outcome_unknown) return kExitOutcomeUnknown;
+  if (r.outcome == Outcome::kRejected) return kExitRefused;
+  return kExitNotCharged;  // connection refused, 429, 503 "nothing was charged": never reached the charge
 }
 
 std::string ChargeBody(const ChargeRequest& c) {
@@ -171,9 +198,11 @@ CallResult RetryingClient::Execute(Operation op) {
         if (budget_ != nullptr) budget_->OnSuccess();
         break;
       case RetryReason::kNotRetryable:
-        // A definitive answer: the API decided (e.g. 422 key reused with another body).
         result.outcome = Outcome::kRejected;
-        result.outcome_unknown = false;
+        // A 4xx is definitive: the API decided (e.g. 422 key reused with another body), and a repeat of
+        // any earlier attempt would have been answered the same way or replayed. A final 5xx is not: the
+        // server failed, which says nothing about what an earlier attempt (or this one) did.
+        if (result.last.response.status < 500) result.outcome_unknown = false;
         break;
       case RetryReason::kBudgetExhausted: result.outcome = Outcome::kBudgetExhausted; break;
       default: result.outcome = Outcome::kGaveUp; break;

@@ -65,22 +65,35 @@ enum class Outcome {
 };
 const char* OutcomeName(Outcome o);
 
+// True for the API's 503 problem `outcome-unknown` (application/problem+json, type ending in
+// "/problems/outcome-unknown"): the attempt may have charged.
+bool IsOutcomeUnknownProblem(const HttpResponse& r);
+
 struct CallResult {
   Outcome outcome = Outcome::kGaveUp;
   std::string key;  // the Idempotency-Key used on every attempt
   int attempts = 0;
   RetryReason final_reason = RetryReason::kSucceeded;
   Exchange last;  // the last attempt's exchange (its response, if it got one)
-  // True when the call did not end with a definitive answer and some attempt may have reached the API
-  // (a timeout, a lost response, 409 in flight, 502/504 from a proxy): the charge may exist. Repeat the
-  // call with the same key to learn the outcome; never with a new key.
+  // True when the call did not end with a definitive answer (2xx, or a final 4xx) and some attempt may
+  // have reached the API (a timeout, a lost response, 409 in flight, 502/504 from a proxy, the API's 503
+  // outcome-unknown, any other 5xx): the charge may exist. Repeat the call with the same key to learn the
+  // outcome; never with a new key. A 503 "nothing was charged" speaks only for its own attempt.
   bool outcome_unknown = false;
 
   bool ok() const { return outcome == Outcome::kCreated || outcome == Outcome::kReplayed; }
-  // Ok for created/replayed; otherwise kInvalidArgument (rejected 4xx), kInternal (rejected 5xx), kOutcomeUnknown (outcome_unknown) or
-  // kUnavailable (gave up or budget exhausted without reaching the API).
+  // Ok for created/replayed; otherwise kOutcomeUnknown (outcome_unknown, which every final 5xx sets),
+  // kInvalidArgument (rejected 4xx) or kUnavailable (gave up or budget exhausted, nothing charged).
   Status ToStatus() const;
 };
+
+// The exit codes of `paypath charge`, one per kind of ending (docs/client.md):
+inline constexpr int kExitCharged = 0;         // created or replayed
+inline constexpr int kExitRefused = 1;         // a final 4xx: nothing was charged by this call
+inline constexpr int kExitUsage = 2;           // bad flags or settings; nothing was sent
+inline constexpr int kExitOutcomeUnknown = 3;  // the charge may exist: retry with the printed --key
+inline constexpr int kExitNotCharged = 4;      // gave up, and no attempt can have charged
+int ExitCodeFor(const CallResult& r);
 
 // One logical operation: a request sent up to max_attempts times with one key.
 struct Operation {

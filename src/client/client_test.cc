@@ -223,10 +223,67 @@ TEST_F(ClientTest, NeverRetriesAFinalStatus) {
     EXPECT_EQ(r.attempts, 1);
     EXPECT_EQ(r.outcome, Outcome::kRejected);
     EXPECT_EQ(r.final_reason, RetryReason::kNotRetryable);
-    EXPECT_FALSE(r.outcome_unknown);
+    // A 4xx is a definite refusal; a 5xx says the server failed, not that nothing happened.
+    EXPECT_EQ(r.outcome_unknown, status >= 500);
   }
   EXPECT_TRUE(transport_.script.empty());
   EXPECT_EQ(Counter("paypath_client_outcomes_total", {{"call_site", "test"}, {"outcome", "rejected"}}), 9);
+}
+
+Exchange Problem(int status, const std::string& slug, std::vector<std::pair<std::string, std::string>> headers = {}) {
+  Exchange ex = Status(status, std::move(headers));
+  ex.response.headers.emplace_back("Content-Type", "application/problem+json");
+  ex.response.body = "{\"type\":\"/problems/" + slug + "\",\"title\":\"t\",\"status\":" + std::to_string(status) +
+                     ",\"detail\":\"d\"}";
+  return ex;
+}
+
+TEST_F(ClientTest, AnOutcomeUnknownProblemMeansTheChargeMayExist) {
+  ClientOptions o = Options();
+  o.max_attempts = 2;
+  transport_.Then(Problem(503, "outcome-unknown", {{"Retry-After", "1"}}))
+      .Then(Problem(503, "outcome-unknown", {{"Retry-After", "1"}}));
+  CallResult r = Run(o);
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_EQ(r.outcome, Outcome::kGaveUp);
+  EXPECT_TRUE(r.outcome_unknown);
+  EXPECT_EQ(r.ToStatus().error().code, ErrorCode::kOutcomeUnknown);
+  EXPECT_EQ(Sleeps(), std::vector<milliseconds>{milliseconds(1000)});  // its Retry-After is honoured
+}
+
+TEST_F(ClientTest, NothingChargedAfterAnAttemptThatMayHaveLandedStaysUnknown) {
+  ClientOptions o = Options();
+  o.max_attempts = 3;
+  transport_.Then(Problem(503, "outcome-unknown"))
+      .Then(Failure(Exchange::Kind::kTimeout))
+      .Then(Problem(503, "service-unavailable"));
+  CallResult r = Run(o);
+  EXPECT_TRUE(r.outcome_unknown);  // "nothing was charged" speaks for the last attempt, not the earlier ones
+}
+
+TEST_F(ClientTest, AServiceUnavailableProblemAloneLeavesNoDoubt) {
+  ClientOptions o = Options();
+  o.max_attempts = 2;
+  transport_.Then(Problem(503, "service-unavailable")).Then(Failure(Exchange::Kind::kConnectFailed));
+  CallResult r = Run(o);
+  EXPECT_FALSE(r.outcome_unknown);
+  EXPECT_EQ(r.ToStatus().error().code, ErrorCode::kUnavailable);
+}
+
+TEST_F(ClientTest, AFinal500AfterALostResponseIsNotADefiniteAnswer) {
+  transport_.Then(Failure(Exchange::Kind::kNoResponse)).Then(Status(500));
+  CallResult r = Run(Options());
+  EXPECT_EQ(r.outcome, Outcome::kRejected);
+  EXPECT_TRUE(r.outcome_unknown);
+  EXPECT_EQ(r.ToStatus().error().code, ErrorCode::kOutcomeUnknown);
+}
+
+TEST_F(ClientTest, A422AfterALostResponseIsDefinite) {
+  transport_.Then(Failure(Exchange::Kind::kNoResponse)).Then(Problem(422, "idempotency-key-reused"));
+  CallResult r = Run(Options());
+  EXPECT_EQ(r.outcome, Outcome::kRejected);
+  EXPECT_FALSE(r.outcome_unknown);
+  EXPECT_EQ(r.ToStatus().error().code, ErrorCode::kInvalidArgument);
 }
 
 TEST_F(ClientTest, RetriesConnectFailuresTimeoutsAndLostResponsesWithTheirOwnReasons) {
@@ -349,6 +406,23 @@ TEST_F(ClientTest, TranscriptRecordsFailuresWithoutAStatus) {
   EXPECT_EQ(lines[0],
             "{\"operation\":\"charge\",\"key\":\"k2\",\"attempt\":1,\"result\":\"timeout\",\"status\":null,"
             "\"retry_after\":null,\"replayed\":false,\"reason\":\"retry_timeout\",\"delay_ms\":50,\"detail\":\"timeout\"}");
+}
+
+TEST_F(ClientTest, ExitCodesNameWhatBecameOfTheCharge) {
+  ClientOptions o = Options();
+  o.max_attempts = 2;
+  transport_.Then(Status(201));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitCharged);
+  transport_.Then(Problem(422, "idempotency-key-reused"));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitRefused);
+  transport_.Then(Problem(503, "outcome-unknown")).Then(Problem(503, "outcome-unknown"));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitOutcomeUnknown);
+  transport_.Then(Failure(Exchange::Kind::kTimeout)).Then(Failure(Exchange::Kind::kConnectFailed));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitOutcomeUnknown);
+  transport_.Then(Failure(Exchange::Kind::kConnectFailed)).Then(Problem(503, "service-unavailable"));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitNotCharged);
+  transport_.Then(Status(429)).Then(Status(429));
+  EXPECT_EQ(ExitCodeFor(Run(o)), kExitNotCharged);
 }
 
 TEST(ClientOptions, RejectsOutOfRangeSettings) {

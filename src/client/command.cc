@@ -32,23 +32,23 @@ int RunCharge(const ChargeFlags& f) {
   options.deadline = std::chrono::milliseconds(f.deadline_ms);
   if (Status s = options.Validate(); !s.ok()) {
     std::cerr << "paypath charge: " << s.error().message << "\n";
-    return 1;
+    return kExitUsage;
   }
   if (f.api_key.empty()) {
     std::cerr << "paypath charge: --api-key (or PAYPATH_API_KEY) is required\n";
-    return 1;
+    return kExitUsage;
   }
   auto url = ParseHttpUrl(f.url);
   if (!url.ok()) {
     std::cerr << "paypath charge: " << url.error().message << "\n";
-    return 1;
+    return kExitUsage;
   }
   std::unique_ptr<FileTranscript> transcript;
   if (!f.transcript.empty()) {
     auto t = FileTranscript::Open(f.transcript);
     if (!t.ok()) {
       std::cerr << "paypath charge: " << t.error().message << "\n";
-      return 1;
+      return kExitUsage;
     }
     transcript = std::move(t.value());
   }
@@ -74,10 +74,14 @@ int RunCharge(const ChargeFlags& f) {
               << OutcomeName(r.outcome) << ", " << r.attempts << " attempt(s), key " << r.key << ")\n";
   }
   if (!r.ok()) std::cerr << "paypath charge: " << RetryReasonName(r.final_reason) << "\n";
-  if (r.outcome_unknown)
-    std::cerr << "paypath charge: the charge may have been created; re-run with --key " << r.key
+  const int code = ExitCodeFor(r);
+  if (code == kExitOutcomeUnknown)
+    std::cerr << "paypath charge: outcome unknown: the charge may have been created; re-run with --key " << r.key
               << " to learn its outcome (never with a new key)\n";
-  return r.ok() ? 0 : 1;
+  if (code == kExitNotCharged)
+    std::cerr << "paypath charge: gave up; no attempt can have charged (retry later, best with --key " << r.key
+              << ")\n";
+  return code;
 }
 
 }  // namespace

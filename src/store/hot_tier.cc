@@ -1,17 +1,38 @@
 #include "store/hot_tier.h"
 
-#include <cstdlib>
+#include <charconv>
 
 #include "common/log.h"
 
 namespace paypath::store {
+namespace {
 
-HotTier::HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout, std::chrono::milliseconds cooldown)
-    : url_(std::move(url)), ns_(std::move(ns)), clock_(clock), timeout_(timeout), cooldown_(cooldown) {
+// Exactly a decimal integer (optional '-'), nothing before or after it.
+template <typename T>
+bool ParseInt(std::string_view s, T* out) {
+  if (s.empty()) return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+bool IsLowerHex64(std::string_view s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+bool IsChargeId(std::string_view s) {
+  return !s.empty() && s.size() <= 64 &&
+         s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == std::string_view::npos;
+}
+
+}  // namespace
+
+HotTier::HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout,
+                 std::chrono::milliseconds cooldown)
+    : url_(std::move(url)), clock_(clock), timeout_(timeout), cooldown_(cooldown), ns_(std::move(ns)) {
   if (!url_.empty()) {
     auto a = ParseRedisUrl(url_);
     if (a.ok()) addr_ = a.value();
-    else log::Error("redis_url_invalid", {{"error", a.error().message}});
+    else log::Error("redis_url_invalid", {{"error", a.error().message}});  // never echoes the password
   }
 }
 
@@ -19,31 +40,45 @@ std::string HotTier::RedisKey(const std::string& ns, const std::string& tenant, 
   return "pp:idem:" + ns + ":" + tenant + ":" + key;
 }
 
-std::string HotTier::Encode(const KeyRecord& rec) {
-  return "v1\n" + rec.fingerprint + "\n" + std::to_string(rec.response_status) + "\n" +
-         std::to_string(rec.expires_at_unix_ms) + "\n" + rec.charge_id + "\n" + rec.response_body;
+std::string HotTier::Encode(const std::string& ns, const KeyRecord& rec) {
+  return "v2\n" + ns + "\n" + rec.fingerprint + "\n" + std::to_string(rec.response_status) + "\n" +
+         std::to_string(rec.expires_at_unix_ms) + "\n" + rec.charge_id + "\n" +
+         std::to_string(rec.response_body.size()) + "\n" + rec.response_body;
 }
 
-std::optional<KeyRecord> HotTier::Decode(const std::string& value) {
-  // Five header lines then the body, which may itself contain newlines.
+std::optional<KeyRecord> HotTier::Decode(const std::string& ns, const std::string& value) {
+  // Seven header lines, then the body (which may itself contain newlines) of exactly the stated length.
   size_t pos = 0;
-  std::string parts[5];
+  std::string_view parts[7];
   for (auto& part : parts) {
     size_t nl = value.find('\n', pos);
     if (nl == std::string::npos) return std::nullopt;
-    part = value.substr(pos, nl - pos);
+    part = std::string_view(value).substr(pos, nl - pos);
     pos = nl + 1;
   }
-  if (parts[0] != "v1" || parts[1].size() != 64) return std::nullopt;
+  if (parts[0] != "v2" || parts[1] != ns || !IsLowerHex64(parts[2]) || !IsChargeId(parts[5])) return std::nullopt;
   KeyRecord rec;
   rec.completed = true;
-  rec.fingerprint = parts[1];
-  rec.response_status = std::atoi(parts[2].c_str());
-  rec.expires_at_unix_ms = std::strtoll(parts[3].c_str(), nullptr, 10);
-  rec.charge_id = parts[4];
+  rec.fingerprint = std::string(parts[2]);
+  size_t body_len = 0;
+  if (!ParseInt(parts[3], &rec.response_status) || !ParseInt(parts[4], &rec.expires_at_unix_ms) ||
+      !ParseInt(parts[6], &body_len))
+    return std::nullopt;
+  if (rec.response_status < 200 || rec.response_status > 299) return std::nullopt;  // only 2xx is ever stored
+  if (value.size() - pos != body_len) return std::nullopt;  // truncated or padded
+  rec.charge_id = std::string(parts[5]);
   rec.response_body = value.substr(pos);
-  if (rec.response_status < 100 || rec.response_status > 599) return std::nullopt;
   return rec;
+}
+
+void HotTier::SetNamespace(std::string ns) {
+  std::lock_guard lock(mu_);
+  ns_ = std::move(ns);
+}
+
+std::string HotTier::ns() {
+  std::lock_guard lock(mu_);
+  return ns_;
 }
 
 bool HotTier::CoolingDown() {
@@ -51,10 +86,18 @@ bool HotTier::CoolingDown() {
   return clock_.Now() < retry_after_;
 }
 
-void HotTier::Failed() {
-  std::lock_guard lock(mu_);
-  retry_after_ = clock_.Now() + cooldown_;
-  idle_.clear();  // connections from before the failure are suspect
+void HotTier::Failed(const Error& e) {
+  bool was_healthy;
+  {
+    std::lock_guard lock(mu_);
+    was_healthy = !failing_;
+    failing_ = true;
+    retry_after_ = clock_.Now() + cooldown_;
+    idle_.clear();  // connections from before the failure are suspect
+  }
+  // Once per outage (the first failure after a success), so an outage or a wrong password is visible
+  // without a line per cooldown.
+  if (was_healthy) log::Warn("redis_unavailable", {{"redis", addr_->Describe()}, {"error", e.message}});
 }
 
 std::unique_ptr<RedisConn> HotTier::Take() {
@@ -67,50 +110,49 @@ std::unique_ptr<RedisConn> HotTier::Take() {
     }
   }
   auto c = RedisConn::Connect(*addr_, timeout_);
-  if (!c.ok()) return nullptr;
+  if (!c.ok()) {
+    Failed(c.error());
+    return nullptr;
+  }
   return std::move(c.value());
 }
 
 void HotTier::Give(std::unique_ptr<RedisConn> c) {
   if (!c->healthy()) return;
   std::lock_guard lock(mu_);
+  if (failing_) log::Info("redis_available", {{"redis", addr_->Describe()}});
+  failing_ = false;
   idle_.push_back(std::move(c));
 }
 
 HotTier::Lookup HotTier::Get(const std::string& tenant, const std::string& key, KeyRecord* out) {
   if (!addr_) return Lookup::kMiss;
   if (CoolingDown()) return Lookup::kError;
+  const std::string ns = this->ns();
+  if (ns.empty()) return Lookup::kMiss;  // which database we serve is not known yet: stay cold
   auto c = Take();
-  if (!c) {
-    Failed();
-    return Lookup::kError;
-  }
-  auto v = c->Get(RedisKey(ns_, tenant, key));
+  if (!c) return Lookup::kError;
+  auto v = c->Get(RedisKey(ns, tenant, key));
   if (!v.ok()) {
-    Failed();
+    Failed(v.error());
     return Lookup::kError;
   }
   Give(std::move(c));
   if (!v->has_value()) return Lookup::kMiss;
-  auto rec = Decode(**v);
-  if (!rec) return Lookup::kMiss;  // an unreadable entry is ignored; PostgreSQL answers instead
+  auto rec = Decode(ns, **v);
+  if (!rec) return Lookup::kInvalid;  // ignored; PostgreSQL answers instead
   *out = std::move(*rec);
   return Lookup::kHit;
 }
 
 void HotTier::Put(const std::string& tenant, const std::string& key, const KeyRecord& rec) {
-  if (!addr_ || CoolingDown()) return;
-  auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.WallNow().time_since_epoch()).count();
-  int64_t ttl = rec.expires_at_unix_ms - wall_ms;
-  if (ttl <= 0) return;
+  const std::string ns = this->ns();
+  if (!addr_ || ns.empty() || CoolingDown() || rec.ttl_ms <= 0) return;
   auto c = Take();
-  if (!c) {
-    Failed();
-    return;
-  }
-  auto r = c->Set(RedisKey(ns_, tenant, key), Encode(rec), std::chrono::milliseconds(ttl));
+  if (!c) return;
+  auto r = c->Set(RedisKey(ns, tenant, key), Encode(ns, rec), std::chrono::milliseconds(rec.ttl_ms));
   if (!r.ok()) {
-    Failed();
+    Failed(r.error());
     return;
   }
   Give(std::move(c));

@@ -3,10 +3,18 @@
 // Redis is a hint, never the truth. Only completed responses are cached (never in-flight claims: the
 // lease lives in PostgreSQL alone, so there is exactly one lease to reason about). A miss, a flushed or
 // restarted Redis, or an outage all fall through to PostgreSQL, which still deduplicates; losing Redis
-// costs speed, never a second charge. Entries expire with the key's retention.
+// costs speed, never a second charge. Entries expire with the key's retention, counted on the database
+// clock (the TTL is the remaining time the database computed, never the api host's wall clock).
+//
+// Namespacing: every key and every value names the database *instance* the response came from (see
+// store/instance_id.h: a random id written by `migrate`, folded with the cluster's system identifier and
+// timeline where readable). A database that was dropped and re-created, restored, or failed over gets
+// another namespace, so a warm Redis can never replay a charge that database does not hold. A value is
+// used only if it decodes completely and names the current namespace; anything else is kInvalid.
 //
 // While Redis is failing the tier stops trying for `cooldown` after each error, so an outage adds one
-// failed attempt per cooldown instead of a connect timeout to every request.
+// failed attempt per cooldown instead of a connect timeout to every request. A wrong password is such an
+// error (logged once per outage, without the password).
 #pragma once
 
 #include <chrono>
@@ -24,41 +32,54 @@ namespace paypath::store {
 
 class HotTier {
  public:
-  // An empty url disables the tier (every Get is a miss, nothing counted as an error). `ns` namespaces the
-  // Redis keys by source of truth (the api passes its database name): a Redis shared by several databases,
-  // or one that outlived a database that was dropped and re-created, can then never answer for the wrong one.
+  // An empty url disables the tier (every Get is a miss, nothing counted as an error). `ns` is the
+  // database instance namespace (InstanceIdentity::Namespace); it must not contain ':'. An empty `ns`
+  // (not known yet) keeps the tier cold (misses, no writes) until SetNamespace. A url that does not parse
+  // disables the tier and is logged (without its password).
   HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout = std::chrono::milliseconds(100),
           std::chrono::milliseconds cooldown = std::chrono::milliseconds(1000));
 
-  enum class Lookup { kHit, kMiss, kError };
-  // On kHit, *out is the completed record (fingerprint, status, body, charge id, expiry).
+  enum class Lookup {
+    kHit,      // *out is a completed record of this namespace
+    kMiss,     // no entry (or the tier is disabled)
+    kError,    // Redis failed or refused us (credentials); PostgreSQL answers
+    kInvalid,  // an entry that does not decode completely or names another namespace; ignored
+  };
   Lookup Get(const std::string& tenant, const std::string& key, KeyRecord* out);
-  // Caches a completed record until its expiry. Errors are swallowed (and start the cooldown).
+  // Caches a completed record for rec.ttl_ms. Errors are swallowed (and start the cooldown).
   void Put(const std::string& tenant, const std::string& key, const KeyRecord& rec);
 
+  // Switches to another namespace (the database behind the api changed: restore, failover). Thread-safe.
+  void SetNamespace(std::string ns);
+  std::string ns();
+
   // The Redis key used for (tenant, key): "pp:idem:<ns>:<tenant>:<key>". Tenants are [A-Za-z0-9_-] and the
-  // namespace is a database name, so the ':' separators are unambiguous.
+  // namespace has no ':', so the separators are unambiguous. Never a connection string.
   static std::string RedisKey(const std::string& ns, const std::string& tenant, const std::string& key);
-  // The cached value's encoding, exposed for tests: "v1\n<fingerprint>\n<status>\n<expires_ms>\n<charge_id>\n<body>".
-  static std::string Encode(const KeyRecord& rec);
-  static std::optional<KeyRecord> Decode(const std::string& value);
+  // The cached value's encoding, exposed for tests:
+  // "v2\n<ns>\n<fingerprint>\n<status>\n<expires_ms>\n<charge_id>\n<body length>\n<body>".
+  static std::string Encode(const std::string& ns, const KeyRecord& rec);
+  // The record, or nullopt unless the value decodes completely (every field well-formed, the body exactly
+  // its stated length) and names `ns`.
+  static std::optional<KeyRecord> Decode(const std::string& ns, const std::string& value);
 
  private:
   std::unique_ptr<RedisConn> Take();
   void Give(std::unique_ptr<RedisConn> c);
-  void Failed();
+  void Failed(const Error& e);
   bool CoolingDown();
 
   const std::string url_;
-  const std::string ns_;
   Clock& clock_;
   const std::chrono::milliseconds timeout_;
   const std::chrono::milliseconds cooldown_;
   std::optional<RedisAddress> addr_;
 
   std::mutex mu_;
+  std::string ns_;                                          // protected by mu_
   std::vector<std::unique_ptr<RedisConn>> idle_;           // protected by mu_
   std::chrono::steady_clock::time_point retry_after_{};    // protected by mu_
+  bool failing_ = false;                                   // protected by mu_: since the last success
 };
 
 }  // namespace paypath::store

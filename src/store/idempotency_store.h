@@ -2,14 +2,19 @@
 // touches idempotency_keys and charges lives in idempotency_store.cc.
 //
 // A request moves a (tenant, key) row through atomic phases, each one statement or one transaction:
-//   Claim     INSERT ... ON CONFLICT DO NOTHING: the winner holds a lease (owner token, expiry). Losers read
-//             the existing row: completed -> replay or mismatch; in flight -> conflict, or take over the
-//             lease if it expired (a compare-and-set on the old owner token).
+//   Claim     INSERT ... ON CONFLICT DO NOTHING, unless a charge already exists for the key: the winner holds
+//             a lease (owner token, expiry). Losers read the existing row: completed -> replay or mismatch;
+//             in flight -> conflict, or take over the lease if it expired (a compare-and-set on the old
+//             owner token). No row but a charge (the row was purged) -> answer from the charge.
 //   Complete  one transaction: mark the key completed with the stored response *only if the caller still
-//             owns the lease*, insert the charge, append the outbox event. A stale owner changes nothing.
+//             owns the lease*, insert the charge (unique per (tenant, key)), append the outbox event. A
+//             stale owner changes nothing.
 //   Release   delete the caller's own in-flight row, so a request that failed before committing leaves no
 //             trace and the same key can be retried at once.
-// Lease times use the database clock (now()), so every api process agrees on expiry.
+//   Settle    after an in-doubt Complete or a lost claim reply: on a fresh connection, wait for the row's
+//             lock and read what happened; release the caller's row if its transaction did not commit.
+// Every time is the database clock (now()), so all api processes agree on leases and expiry whatever
+// their own clocks say, and the charge's created_at is the database time of its claim.
 #pragma once
 
 #include <chrono>
@@ -18,6 +23,7 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "store/pg.h"
 
@@ -31,24 +37,44 @@ struct KeyRecord {
   int response_status = 0;     // completed only
   std::string response_body;   // completed only
   std::string charge_id;       // completed only
-  int64_t expires_at_unix_ms = 0;  // completed only: when the key is forgotten
-};
-
-struct ClaimResult {
-  enum class Kind { kClaimed, kTakenOver, kExisting };
-  Kind kind;
-  KeyRecord existing;  // kExisting: the row as it stands (completed or in flight)
+  int64_t expires_at_unix_ms = 0;  // completed only: when the row may be purged (0: unknown)
+  int64_t ttl_ms = 0;          // completed only: expires_at - now() on the database clock (the cache's TTL)
 };
 
 struct ChargeRow {
   std::string id;
   std::string tenant;
   std::string idem_key;
+  std::string fingerprint;  // empty for charges written before fingerprints were kept
   std::string account_id;
   int64_t amount = 0;
   std::string currency;
   std::optional<std::string> description;
-  int64_t created_unix_us = 0;  // wall time chosen by the api; also the response's "created"
+  int64_t created_unix_us = 0;  // the database time of the claim; also the response's "created"
+};
+
+struct ClaimResult {
+  enum class Kind {
+    kClaimed,    // a new row: this request holds the lease
+    kTakenOver,  // an expired lease passed to this request
+    kExisting,   // the row exists (completed or in flight): `existing`
+    kCharged,    // no row, but the key's charge exists (its row was purged): `charge`
+  };
+  Kind kind;
+  KeyRecord existing;
+  ChargeRow charge;
+  int64_t claimed_at_unix_us = 0;  // kClaimed/kTakenOver: now() of the claim, the charge's created_at
+};
+
+struct Completion {
+  int64_t expires_at_unix_ms = 0;
+  int64_t ttl_ms = 0;
+};
+
+// What an in-doubt attempt turned out to be.
+struct Settlement {
+  bool committed = false;  // the charge `charge_id` is durable (record holds the completed key)
+  KeyRecord record;        // committed: the completed key as stored (the response to answer with)
 };
 
 class IdempotencyStore {
@@ -56,25 +82,40 @@ class IdempotencyStore {
   explicit IdempotencyStore(PgPool& pool) : pool_(pool) {}
 
   // Phase 1. Claims (tenant, key) for `owner` with a lease of `lease`, takes over an expired lease held by
-  // someone else if the fingerprint matches, or returns the existing row untouched.
-  // Errors: kUnavailable (database down; nothing written).
+  // someone else if the fingerprint matches, or reports what exists (the row, or the key's charge).
+  // Errors: kUnavailable (nothing written), kAborted (the row kept changing under contention),
+  // kOutcomeUnknown (the claim was sent and its reply lost: the row may exist, held by `owner`).
   Result<ClaimResult> Claim(const std::string& tenant, const std::string& key, const std::string& fingerprint,
                             const std::string& owner, std::chrono::milliseconds lease);
 
-  // Phase 2. In one transaction: completes the key with (status, body) if `owner` still holds its lease,
-  // inserts `charge`, and calls `append_outbox(conn)` to write the outbox event. Returns the key's
-  // expiry (unix ms) on success.
-  // Errors: kFailedPrecondition (lease lost to another owner; nothing written), kUnavailable (nothing
-  // written), kOutcomeUnknown (COMMIT's fate unknown: do not release the lease; let a retry find out).
-  Result<int64_t> Complete(const std::string& owner, const ChargeRow& charge, int response_status,
-                           const std::string& response_body, std::chrono::milliseconds retention,
-                           const std::function<Status(PgConn&)>& append_outbox);
+  // Phase 2. In one transaction: completes the key with (status, body) if `owner` still holds its lease
+  // (expiry = now() + retention), inserts `charge` (created_at = charge.created_unix_us), and calls
+  // `append_outbox(conn)` to write the outbox event.
+  // Errors: kFailedPrecondition (lease lost to another owner; nothing written), kConflict (a charge for
+  // (tenant, key) already exists; nothing written), kUnavailable (nothing written), kOutcomeUnknown
+  // (COMMIT's fate unknown: do not release the lease; settle it with Settle).
+  Result<Completion> Complete(const std::string& owner, const ChargeRow& charge, int response_status,
+                              const std::string& response_body, std::chrono::milliseconds retention,
+                              const std::function<Status(PgConn&)>& append_outbox);
 
   // Deletes the in-flight row if `owner` still holds it. Best effort: on failure the lease expires.
   Status Release(const std::string& tenant, const std::string& key, const std::string& owner);
 
+  // Settles an attempt whose outcome was lost: `charge_id` is the charge its Complete tried to commit
+  // (empty for a lost claim reply). On a fresh connection opened and used within `deadline`, locks the
+  // key's row (waiting at most `lock_timeout` for the in-doubt transaction to end) and reads it:
+  //   completed with charge_id            -> committed (record = the stored response)
+  //   in flight held by owner             -> not committed; the row is deleted (the lease released)
+  //   anything else (no row, another owner, another charge) -> not committed by this attempt
+  // Errors (the outcome is still unknown; try again later): kUnavailable, kAborted (lock wait timed out).
+  Result<Settlement> Settle(const std::string& tenant, const std::string& key, const std::string& owner,
+                            const std::string& charge_id, Clock& clock,
+                            std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds lock_timeout);
+
   // The tenant's charge `id`, or kNotFound (also for another tenant's charge).
   Result<ChargeRow> GetCharge(const std::string& tenant, const std::string& id);
+  // The charge created under (tenant, key), or kNotFound.
+  Result<ChargeRow> GetChargeByKey(const std::string& tenant, const std::string& key);
 
   // Deletes up to `batch` completed keys past their expiry, and in-flight rows whose lease expired more
   // than `stale_after` ago (their owner is gone). Returns rows deleted.

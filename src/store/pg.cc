@@ -1,5 +1,9 @@
 #include "store/pg.h"
 
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -33,6 +37,40 @@ int64_t PgResult::GetInt(int row, int col) const { return std::strtoll(PQgetvalu
 
 double PgResult::GetDouble(int row, int col) const { return std::strtod(PQgetvalue(r_, row, col), nullptr); }
 
+namespace {
+
+// libpq keywords for every paypath connection (src/store/pg.h PgSessionOptions says why each has its value);
+// keywords after "dbname" override what the expanded URL says. Server-side bounds travel in the startup
+// packet, so they hold from the first statement on.
+struct ConnectParams {
+  ConnectParams(const std::string& url, std::string_view application_name, const PgSessionOptions& s,
+                std::string connect_timeout_s)
+      : url(url),
+        app(application_name),
+        options("-c statement_timeout=" + std::to_string(s.statement_timeout.count()) +
+                " -c idle_in_transaction_session_timeout=" + std::to_string(s.idle_in_transaction_timeout.count())),
+        timeout(std::move(connect_timeout_s)),
+        idle(std::to_string(s.keepalives_idle.count())),
+        interval(std::to_string(s.keepalives_interval.count())),
+        count(std::to_string(s.keepalives_count)),
+        user_timeout(std::to_string(s.tcp_user_timeout.count())) {}
+  std::string url, app, options, timeout, idle, interval, count, user_timeout;
+  const char* keys[10] = {"dbname",     "connect_timeout",     "application_name", "options",          "keepalives",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout", nullptr};
+  const char* values[10] = {url.c_str(),  timeout.c_str(),  app.c_str(),   options.c_str(),      "1",
+                            idle.c_str(), interval.c_str(), count.c_str(), user_timeout.c_str(), nullptr};
+};
+
+std::string ErrorText(PGconn* c) {
+  std::string msg = c ? PQerrorMessage(c) : "libpq could not allocate a connection";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
+}  // namespace
+
+PgConn::PgConn(PGconn* c) : conn_(c) {}
+
 Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::string_view application_name,
                                                 std::chrono::seconds connect_timeout,
                                                 std::chrono::milliseconds statement_timeout) {
@@ -44,32 +82,62 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::str
 
 Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::string_view application_name,
                                                 const PgSessionOptions& s) {
-  const std::string connect_timeout = std::to_string(std::max<int64_t>(1, s.connect_timeout.count()));
-  const std::string app(application_name);
-  // Server-side bounds travel in the startup packet, so they hold from the first statement on.
-  const std::string options = "-c statement_timeout=" + std::to_string(s.statement_timeout.count()) +
-                              " -c idle_in_transaction_session_timeout=" +
-                              std::to_string(s.idle_in_transaction_timeout.count());
-  const std::string idle = std::to_string(s.keepalives_idle.count());
-  const std::string interval = std::to_string(s.keepalives_interval.count());
-  const std::string count = std::to_string(s.keepalives_count);
-  const std::string user_timeout = std::to_string(s.tcp_user_timeout.count());
-  // Keywords after "dbname" override what the expanded URL says.
-  const char* keys[] = {"dbname",          "connect_timeout",     "application_name", "options",
-                        "keepalives",      "keepalives_idle",     "keepalives_interval",
-                        "keepalives_count", "tcp_user_timeout",   nullptr};
-  const char* values[] = {url.c_str(),   connect_timeout.c_str(), app.c_str(),      options.c_str(),
-                          "1",           idle.c_str(),            interval.c_str(),
-                          count.c_str(), user_timeout.c_str(),    nullptr};
-  PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  ConnectParams p(url, application_name, s, std::to_string(std::max<int64_t>(1, s.connect_timeout.count())));
+  PGconn* c = PQconnectdbParams(p.keys, p.values, /*expand_dbname=*/1);
   if (c == nullptr) return Error::Internal("libpq could not allocate a connection");
   if (PQstatus(c) != CONNECTION_OK) {
-    std::string msg = PQerrorMessage(c);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    std::string msg = ErrorText(c);
     PQfinish(c);
     return Error::Unavailable("postgres connect: " + msg);
   }
   return std::unique_ptr<PgConn>(new PgConn(c));
+}
+
+Result<std::unique_ptr<PgConn>> PgConn::ConnectWithin(const std::string& url, std::string_view application_name,
+                                                      Clock& clock, std::chrono::steady_clock::time_point deadline,
+                                                      std::chrono::milliseconds statement_timeout) {
+  // connect_timeout 0: the deadline below is the only bound (libpq ignores it under PQconnectPoll anyway).
+  PgSessionOptions session;
+  session.statement_timeout = statement_timeout;
+  ConnectParams p(url, application_name, session, "0");
+  PGconn* c = PQconnectStartParams(p.keys, p.values, /*expand_dbname=*/1);
+  if (c == nullptr) return Error::Internal("libpq could not allocate a connection");
+  auto fail = [&](std::string why) -> Result<std::unique_ptr<PgConn>> {
+    PQfinish(c);
+    return Error::Unavailable("postgres connect: " + why);
+  };
+  if (PQstatus(c) == CONNECTION_BAD) return fail(ErrorText(c));
+  // libpq's contract: start as if PQconnectPoll had answered "writing", then wait for what it asks.
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  for (;;) {
+    if (st == PGRES_POLLING_OK) return std::unique_ptr<PgConn>(new PgConn(c));
+    if (st == PGRES_POLLING_FAILED) return fail(ErrorText(c));
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock.Now()).count();
+    if (left <= 0) return fail("no connection within the deadline");
+    pollfd pfd{PQsocket(c), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+    int rc = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 60000)));
+    if (rc == 0 || (rc < 0 && errno == EINTR)) continue;  // the loop re-checks the deadline
+    st = PQconnectPoll(c);
+  }
+}
+
+bool PgConn::ClosedWhileIdle() {
+  if (PQstatus(conn_) != CONNECTION_OK) return true;
+  // An idle connection has nothing to read unless the server sent something on its own: a FATAL before it
+  // exits (shutdown, pg_terminate_backend, idle timeout), then EOF. Three rounds take in FATAL then EOF.
+  for (int round = 0; round < 3; ++round) {
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    if (PQconsumeInput(conn_) == 0) return true;
+    (void)PQisBusy(conn_);  // parses what arrived; an idle-time error is reported as a notice
+    if (PQstatus(conn_) != CONNECTION_OK) return true;
+  }
+  return false;
+}
+
+std::optional<Error> PgConn::DeadBeforeSend() {
+  if (!ClosedWhileIdle()) return std::nullopt;
+  return Error::Unavailable("postgres closed the connection before the statement was sent: " + ErrorText(conn_));
 }
 
 PgConn::~PgConn() { PQfinish(conn_); }
@@ -91,6 +159,8 @@ Error PgConn::Classify(PGresult* r, bool in_commit) const {
 }
 
 Result<PgResult> PgConn::Exec(std::string_view sql, const Params& params) {
+  reply_lost_ = false;
+  if (auto dead = DeadBeforeSend()) return *dead;
   auto it = prepared_.find(std::string(sql));
   if (it == prepared_.end()) {
     std::string name = "s" + std::to_string(prepared_.size());
@@ -112,6 +182,7 @@ Result<PgResult> PgConn::Exec(std::string_view sql, const Params& params) {
                                nullptr, 0);
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    reply_lost_ = PQstatus(conn_) != CONNECTION_OK;
     Error e = Classify(r, false);
     if (r) PQclear(r);
     return e;
@@ -120,10 +191,13 @@ Result<PgResult> PgConn::Exec(std::string_view sql, const Params& params) {
 }
 
 Result<PgResult> PgConn::ExecSimple(std::string_view sql) {
+  reply_lost_ = false;
+  if (auto dead = DeadBeforeSend()) return *dead;
   std::string text(sql);
   PGresult* r = PQexec(conn_, text.c_str());
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    reply_lost_ = PQstatus(conn_) != CONNECTION_OK;
     Error e = Classify(r, false);
     if (r) PQclear(r);
     return e;
@@ -138,9 +212,15 @@ Status PgConn::Begin() {
 }
 
 Status PgConn::Commit() {
+  reply_lost_ = false;
+  // A connection that died before COMMIT left the server (EOF or FATAL already waiting here) ended its
+  // transaction with a rollback: that outcome is known.
+  if (auto dead = DeadBeforeSend())
+    return Error::Unavailable("connection lost before COMMIT was sent; the transaction was rolled back: " + dead->message);
   PGresult* r = PQexec(conn_, "COMMIT");
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK) {
+    reply_lost_ = PQstatus(conn_) != CONNECTION_OK;
     Error e = Classify(r, /*in_commit=*/true);
     if (r) PQclear(r);
     return e;
@@ -194,6 +274,9 @@ Result<PgPool::Lease> PgPool::Acquire(std::chrono::milliseconds wait) {
       idle_.pop_back();
     }
   }
+  // The server may have closed it while it sat idle (restart, failover): a statement sent on it could only
+  // fail, and its failure would look like a lost reply. Replace it instead.
+  if (conn && conn->ClosedWhileIdle()) conn.reset();
   if (!conn) {
     auto c = PgConn::Connect(url_, app_, session_);
     if (!c.ok()) {
@@ -205,6 +288,11 @@ Result<PgPool::Lease> PgPool::Acquire(std::chrono::milliseconds wait) {
     conn = std::move(c.value());
   }
   return Lease(this, std::move(conn));
+}
+
+Result<std::unique_ptr<PgConn>> PgPool::OpenFresh(Clock& clock, std::chrono::steady_clock::time_point deadline,
+                                                  std::chrono::milliseconds statement_timeout) {
+  return PgConn::ConnectWithin(url_, app_, clock, deadline, statement_timeout);
 }
 
 void PgPool::Release(std::unique_ptr<PgConn> c) {

@@ -6,6 +6,10 @@
 //   23505 unique violation                        -> kConflict
 //   connection lost while COMMIT was in flight    -> kOutcomeUnknown (never retry blindly)
 //   anything else                                 -> kInternal
+// "Lost while in flight" is told apart from "never sent": before each statement (and before COMMIT) the
+// connection is checked for input that arrived while it sat idle (the server's EOF, or the FATAL it sends
+// when it shuts down). A connection found dead there never carried the statement, so the error is a plain
+// kUnavailable; one that breaks after sending sets reply_lost().
 // Every statement goes through Exec(), which prepares it once per connection under a generated name, so
 // the SQL text stays next to the code that owns it and still runs as a named prepared statement.
 #pragma once
@@ -23,6 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 
 namespace paypath::store {
@@ -93,29 +98,46 @@ class PgConn {
                                                  std::chrono::seconds connect_timeout = std::chrono::seconds(2),
                                                  std::chrono::milliseconds statement_timeout =
                                                      std::chrono::milliseconds(10000));
+  // The same, bounded by `deadline` on `clock` at millisecond granularity (libpq's own connect_timeout
+  // cannot go below 2 s): for callers that must answer within about a second whatever the network does.
+  static Result<std::unique_ptr<PgConn>> ConnectWithin(const std::string& url, std::string_view application_name,
+                                                       Clock& clock, std::chrono::steady_clock::time_point deadline,
+                                                       std::chrono::milliseconds statement_timeout);
   ~PgConn();
   PgConn(const PgConn&) = delete;
   PgConn& operator=(const PgConn&) = delete;
 
   // Runs one statement with text parameters ($1, $2, ...), as a named prepared statement.
+  // kUnavailable when the connection broke; then reply_lost() says whether the statement had been sent.
   Result<PgResult> Exec(std::string_view sql, const Params& params = {});
   // Runs SQL text with no parameters and possibly several statements (migrations, BEGIN/COMMIT).
   Result<PgResult> ExecSimple(std::string_view sql);
 
   Status Begin();
   // kOutcomeUnknown if the connection dropped during COMMIT: the transaction may or may not be durable.
+  // kUnavailable if it was already gone before COMMIT was sent (the server rolled the transaction back).
   Status Commit();
   void Rollback();  // best effort; a broken connection rolls back on its own
 
   // False once libpq reports the connection broken; the pool then discards it.
   bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // True when the last Exec/ExecSimple/Commit sent its statement and the connection broke before the reply:
+  // an autocommit statement (or a COMMIT) may have taken effect.
+  bool reply_lost() const { return reply_lost_; }
+  // True when the server closed the connection (or sent anything) while it sat idle between statements:
+  // unread input on an idle connection is the server's EOF or its shutdown FATAL. One poll(2), no I/O
+  // wait. Such a connection must not carry another statement.
+  bool ClosedWhileIdle();
   PGconn* raw() { return conn_; }
 
  private:
-  explicit PgConn(PGconn* c) : conn_(c) {}
+  explicit PgConn(PGconn* c);
   Error Classify(PGresult* r, bool in_commit) const;
+  // Before sending: an error if the connection is already known dead (never sent; reply_lost_ false).
+  std::optional<Error> DeadBeforeSend();
 
   PGconn* conn_;
+  bool reply_lost_ = false;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
 };
 
@@ -154,8 +176,14 @@ class PgPool {
     std::unique_ptr<PgConn> conn_;
   };
 
-  // kUnavailable when no slot frees up within `wait` or the database cannot be reached.
+  // kUnavailable when no slot frees up within `wait` or the database cannot be reached. An idle connection
+  // the server closed meanwhile (restart, failover, idle timeout) is replaced, not handed out.
   Result<Lease> Acquire(std::chrono::milliseconds wait = std::chrono::milliseconds(2000));
+
+  // A new connection to the pool's database outside the pool (same URL and application name), bounded
+  // by `deadline`: for work that must not depend on a pooled connection (settling an in-doubt commit).
+  Result<std::unique_ptr<PgConn>> OpenFresh(Clock& clock, std::chrono::steady_clock::time_point deadline,
+                                            std::chrono::milliseconds statement_timeout);
 
  private:
   void Release(std::unique_ptr<PgConn> c);

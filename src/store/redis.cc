@@ -1,40 +1,107 @@
 #include "store/redis.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <string_view>
 
 namespace paypath::store {
+
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 percent-decoding of a userinfo part (a password may hold '@', ':' or '/').
+Result<std::string> PercentDecode(std::string_view s, const char* what) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    int hi = i + 2 < s.size() ? HexDigit(s[i + 1]) : -1;
+    int lo = i + 2 < s.size() ? HexDigit(s[i + 2]) : -1;
+    if (hi < 0 || lo < 0) return Error::InvalidArgument(std::string("redis URL: bad %-escape in the ") + what);
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+std::string RedisAddress::Describe() const {
+  std::string out = "redis://";
+  if (!user.empty() || !password.empty()) out += user + (password.empty() ? "" : ":***") + "@";
+  return out + host + ":" + std::to_string(port) + "/" + std::to_string(db);
+}
 
 Result<RedisAddress> ParseRedisUrl(const std::string& url) {
   const std::string scheme = "redis://";
   if (url.rfind(scheme, 0) != 0) return Error::InvalidArgument("redis URL must start with redis://");
-  std::string rest = url.substr(scheme.size());
+  std::string_view rest = std::string_view(url).substr(scheme.size());
   RedisAddress a;
-  size_t slash = rest.find('/');
-  if (slash != std::string::npos) {
-    std::string db = rest.substr(slash + 1);
-    rest = rest.substr(0, slash);
-    if (!db.empty()) a.db = std::atoi(db.c_str());
-  }
+  if (rest.find_first_of("?#") != std::string_view::npos)
+    return Error::InvalidArgument("redis URL: query strings and fragments are not supported");
+  // The authority ends at the first '/' after the userinfo (a raw '/' in a password must be %2F).
   size_t at = rest.rfind('@');
-  if (at != std::string::npos) {
-    std::string userinfo = rest.substr(0, at);
+  std::string_view userinfo;
+  if (at != std::string_view::npos) {
+    userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
-    size_t colon = userinfo.find(':');
-    if (colon == std::string::npos) {
-      a.password = userinfo;
-    } else {
-      a.user = userinfo.substr(0, colon);
-      a.password = userinfo.substr(colon + 1);
+  }
+  size_t slash = rest.find('/');
+  std::string_view hostport = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      if (!AllDigits(db)) return Error::InvalidArgument("redis URL: the database must be a number, as in redis://host:6379/0");
+      a.db = std::stoi(std::string(db));
     }
   }
-  size_t colon = rest.rfind(':');
-  if (colon != std::string::npos) {
-    a.host = rest.substr(0, colon);
-    a.port = std::atoi(rest.c_str() + colon + 1);
-  } else if (!rest.empty()) {
-    a.host = rest;
+  if (!userinfo.empty()) {
+    size_t colon = userinfo.find(':');
+    auto user = PercentDecode(userinfo.substr(0, colon), "user");
+    if (!user.ok()) return user.error();
+    a.user = user.value();
+    if (colon != std::string_view::npos) {
+      auto pw = PercentDecode(userinfo.substr(colon + 1), "password");
+      if (!pw.ok()) return pw.error();
+      a.password = pw.value();
+    }
+    if (!a.user.empty() && a.password.empty())
+      return Error::InvalidArgument("redis URL names user '" + a.user + "' but no password (redis://user:password@host)");
   }
-  if (a.port <= 0 || a.port > 65535) return Error::InvalidArgument("redis URL has no valid port");
+  if (!hostport.empty() && hostport.front() == '[') {  // [IPv6]:port
+    size_t close = hostport.find(']');
+    if (close == std::string_view::npos) return Error::InvalidArgument("redis URL: unterminated [IPv6] host");
+    a.host = std::string(hostport.substr(1, close - 1));
+    hostport = hostport.substr(close + 1);
+    if (!hostport.empty() && hostport.front() != ':') return Error::InvalidArgument("redis URL: junk after the [IPv6] host");
+    if (!hostport.empty()) {
+      hostport.remove_prefix(1);
+      if (!AllDigits(hostport)) return Error::InvalidArgument("redis URL: the port must be a number");
+      a.port = std::stoi(std::string(hostport));
+    }
+  } else {
+    size_t colon = hostport.rfind(':');
+    std::string_view host = hostport.substr(0, colon);
+    if (!host.empty()) a.host = std::string(host);
+    if (colon != std::string_view::npos) {
+      std::string_view port = hostport.substr(colon + 1);
+      if (!AllDigits(port)) return Error::InvalidArgument("redis URL: the port must be a number");
+      a.port = std::stoi(std::string(port));
+    }
+  }
+  if (a.port <= 0 || a.port > 65535) return Error::InvalidArgument("redis URL: the port must be in 1..65535");
   return a;
 }
 
@@ -45,7 +112,7 @@ Result<std::unique_ptr<RedisConn>> RedisConn::Connect(const RedisAddress& addr, 
   if (c->err) {
     std::string msg = c->errstr;
     redisFree(c);
-    return Error::Unavailable("redis connect: " + msg);
+    return Error::Unavailable("redis connect " + addr.Describe() + ": " + msg);
   }
   redisSetTimeout(c, tv);
   auto conn = std::unique_ptr<RedisConn>(new RedisConn(c));
@@ -53,13 +120,20 @@ Result<std::unique_ptr<RedisConn>> RedisConn::Connect(const RedisAddress& addr, 
     std::vector<std::string> auth = {"AUTH"};
     if (!addr.user.empty()) auth.push_back(addr.user);
     auth.push_back(addr.password);
-    // The reply names no password; say who failed to log in and nothing more.
     auto r = conn->Command(auth);
-    if (!r.ok()) return Error::Unavailable("redis AUTH as " + (addr.user.empty() ? "default" : addr.user) + " refused");
+    // The reply (WRONGPASS ...) never echoes the password; the command is not logged.
+    if (!r.ok()) {
+      if (!conn->healthy()) return r.error();
+      return Error::FailedPrecondition("redis AUTH as " + (addr.user.empty() ? std::string("default") : addr.user) +
+                                       " refused by " + addr.Describe() + ": " + r.error().message);
+    }
   }
   if (addr.db != 0) {
     auto r = conn->Command({"SELECT", std::to_string(addr.db)});
-    if (!r.ok()) return r.error();
+    if (!r.ok()) {
+      if (!conn->healthy()) return r.error();
+      return Error::FailedPrecondition("redis SELECT " + std::to_string(addr.db) + " refused: " + r.error().message);
+    }
   }
   return conn;
 }

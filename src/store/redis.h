@@ -14,21 +14,28 @@
 
 namespace paypath::store {
 
-// Parsed redis://[user[:password]@]host:port[/db] URL ("redis://:password@..." or "redis://password@..."
-// authenticate as the default user).
+// A parsed redis://[user[:password]@]host[:port][/db] URL. user and password are percent-decoded.
+// The password is a secret: log Describe(), never the URL or the struct.
 struct RedisAddress {
   std::string host = "127.0.0.1";
   int port = 6379;
   int db = 0;
-  std::string user;      // empty: the default user
+  std::string user;      // empty: AUTH <password> (the `default` user)
   std::string password;  // empty: no AUTH
+  // "redis://user:***@host:port/db", for logs and error messages.
+  std::string Describe() const;
 };
+// kInvalidArgument naming what is wrong (scheme, port, database number, escapes, a user without a
+// password, query strings); the message never contains the password.
 Result<RedisAddress> ParseRedisUrl(const std::string& url);
 
 // Owns a redisContext. Not copyable, not thread-safe. Any I/O error leaves the connection broken
 // (healthy() false); callers drop it and reconnect later.
 class RedisConn {
  public:
+  // Connects, then AUTH (user and password, or password alone) and SELECT db when the address has them.
+  // kUnavailable when the server cannot be reached; kFailedPrecondition when it refuses the credentials
+  // or the database number (retrying will not help until the settings change).
   static Result<std::unique_ptr<RedisConn>> Connect(const RedisAddress& addr, std::chrono::milliseconds timeout);
   ~RedisConn();
   RedisConn(const RedisConn&) = delete;
