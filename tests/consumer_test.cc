@@ -2,6 +2,9 @@
 // and the dlq tools.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "ledger_fixture.h"
 
 namespace paypath::testing {
@@ -162,6 +165,97 @@ TEST_F(ConsumerTest, DlqReplayRedrivesAMessageThatNowApplies) {
   ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return fx_->InboxRows() == 2; }));
   EXPECT_EQ(fx_->Postings(), 4);
   EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+// Forged events, each published straight to the queue (as anyone with publish rights could): the consumer
+// verifies the event before it posts, dead-letters each with its reason, and posts nothing for any of them.
+TEST_F(ConsumerTest, ForgedEventsAreDeadLetteredWithTheirReasonAndPostNothing) {
+  auto seeded = fx_->Seed(1);  // one genuine event, relayed as usual, must still apply
+  Relay();
+  auto broker = Broker();
+  ASSERT_TRUE(broker->EnableConfirms().ok());
+  // A well-formed event for a charge that does not exist; each case breaks one rule.
+  auto event = [&](const std::string& suffix) {
+    amqp::Message m;
+    m.message_id = "22222222-3333-4444-8555-0000000000" + suffix;
+    m.type = "charge.succeeded";
+    m.headers = {{"tenant", "tenant_a"}, {"charge_id", "ch_forged_" + suffix}, {"event_type", "charge.succeeded"}};
+    m.body = R"({"type":"charge.succeeded","version":1,"message_id":")" + m.message_id +
+             R"(","charge_id":"ch_forged_)" + suffix +
+             R"(","tenant":"tenant_a","account_id":"acct_1","amount":5000,"currency":"USD",)"
+             R"("created_at":"2026-11-28T04:00:00.000000Z"})";
+    return m;
+  };
+  std::map<std::string, amqp::Message> forged;
+  forged["tenant_header_missing"] = event("01");
+  forged["tenant_header_missing"].headers.erase("tenant");
+  forged["charge_id_header_mismatch"] = event("02");
+  forged["charge_id_header_mismatch"].headers["charge_id"] = "ch_someone_else";
+  forged["unknown_type"] = event("03");
+  forged["unknown_type"].type = "charge.refunded";
+  forged["unknown_type"].headers["event_type"] = "charge.refunded";
+  {
+    std::string& b = forged["unknown_type"].body;
+    b.replace(b.find("charge.succeeded"), 16, "charge.refunded");
+  }
+  forged["unknown_version"] = event("04");
+  {
+    std::string& b = forged["unknown_version"].body;
+    b.replace(b.find("\"version\":1"), 11, "\"version\":9");
+  }
+  forged["message_id_mismatch"] = event("05");
+  forged["message_id_mismatch"].message_id = "22222222-3333-4444-8555-999999999999";
+  for (const auto& [reason, m] : forged) ASSERT_TRUE(broker->Publish(fx_->queue(), m).ok()) << reason;
+  auto confirms = broker->WaitForConfirms(std::chrono::seconds(5));
+  ASSERT_TRUE(confirms.ok() && confirms->failed.empty());
+
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  bool settled = LedgerFixture::StepUntil(consumer, [&] {
+    return fx_->InboxRows() >= 1 && fx_->Depth(fx_->queue()) == 0 &&
+           fx_->Depth(fx_->queue() + ".dlq") == static_cast<int64_t>(forged.size());
+  });
+  EXPECT_TRUE(settled) << "dlq " << fx_->Depth(fx_->queue() + ".dlq") << ", queue " << fx_->Depth(fx_->queue())
+                       << ", postings " << fx_->Postings();
+  EXPECT_EQ(fx_->Postings(), 2) << "a forged event moved money";
+  EXPECT_EQ(fx_->Count("SELECT count(*) FROM ledger_entries WHERE charge_id LIKE 'ch_forged_%'"), 0);
+  EXPECT_EQ(fx_->Count("SELECT count(*) FROM inbox WHERE message_id = '" + seeded[0].message_id + "'"), 1);
+  for (const auto& [reason, m] : forged)
+    EXPECT_EQ(reg.GetCounter("paypath_dlq_messages_total", "", {{"reason", reason}}).Value(), 1) << reason;
+  // The DLQ holds exactly the forged messages.
+  std::set<std::string> in_dlq;
+  for (int i = 0; i < static_cast<int>(forged.size()); ++i) {
+    auto d = broker->Get(fx_->queue() + ".dlq");
+    ASSERT_TRUE(d.ok() && d->has_value());
+    in_dlq.insert((*d)->message.message_id);
+  }
+  for (const auto& [reason, m] : forged) EXPECT_EQ(in_dlq.count(m.message_id), 1u) << reason;
+}
+
+// The database refuses one posting as data (a CHECK violation, SQLSTATE class 23). Applying that message
+// alone finds it; it is dead-lettered at once (on its first delivery) and the rest of its batch applies.
+TEST_F(ConsumerTest, PostingRefusedAsDataIsDeadLetteredAloneWhileItsBatchApplies) {
+  ASSERT_EQ(QueryScalar(fx_->ledger_url(), "ALTER TABLE ledger_entries ADD CONSTRAINT test_refuse_acct "
+                                           "CHECK (account_id <> 'customer:acct_refused')"), "");
+  fx_->Seed(2);
+  auto refused = fx_->Seed(1, "tenant_a", 1234, "USD", "acct_refused");
+  fx_->Seed(2);
+  Relay();
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  bool settled = LedgerFixture::StepUntil(
+      consumer, [&] { return fx_->InboxRows() == 4 && fx_->Depth(fx_->queue() + ".dlq") == 1; });
+  (void)QueryScalar(fx_->ledger_url(), "ALTER TABLE ledger_entries DROP CONSTRAINT test_refuse_acct");
+  ASSERT_TRUE(settled) << "inbox " << fx_->InboxRows() << " dlq " << fx_->Depth(fx_->queue() + ".dlq");
+  EXPECT_EQ(fx_->Postings(), 8);
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  EXPECT_EQ(reg.GetCounter("paypath_dlq_messages_total", "", {{"reason", "posting_refused"}}).Value(), 1);
+  auto broker = Broker();
+  auto d = broker->Get(fx_->queue() + ".dlq");
+  ASSERT_TRUE(d.ok() && d->has_value());
+  EXPECT_EQ((*d)->message.message_id, refused[0].message_id);
+  // Rejected by the consumer on its first delivery, not dropped by a broker delivery limit after retries.
+  EXPECT_EQ((*d)->message.headers["x-first-death-reason"], "rejected");
 }
 
 }  // namespace

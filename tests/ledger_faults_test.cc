@@ -5,6 +5,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
 #include "ledger_fixture.h"
 
 namespace paypath::testing {
@@ -40,9 +45,122 @@ class LedgerFaultsTest : public ::testing::Test {
     auto n = relay.RunOnce();
     ASSERT_TRUE(n.ok()) << n.error().ToString();
   }
+  // How many lines of a JSON log carry "msg":"<msg>".
+  static int LogLines(const std::string& path, const std::string& msg) {
+    std::ifstream in(path);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line))
+      if (line.find("\"msg\":\"" + msg + "\"") != std::string::npos) n++;
+    return n;
+  }
   static LedgerFixture* fx_;
 };
 LedgerFixture* LedgerFaultsTest::fx_ = nullptr;
+
+// The ledger database turns read-only (a failover, a full disk) while a backlog waits in the queue: the
+// consumer gets SQLSTATE 25006 on every posting. Those messages are healthy: none may be dead-lettered,
+// and every one is applied once the database is writable again.
+TEST_F(LedgerFaultsTest, ReadOnlyLedgerDatabaseDeadLettersNothingAndAppliesTheBacklogAfter) {
+  const int kBacklog = 40;
+  const std::string db = LedgerFixture::DbName(fx_->ledger_url());
+  fx_->Seed(kBacklog);
+  RelayInProcess();
+  ASSERT_EQ(fx_->Depth(fx_->queue()), kBacklog);
+  ASSERT_EQ(QueryScalar(PgUrl(), "ALTER DATABASE " + db + " SET default_transaction_read_only = on"), "");
+  (void)QueryScalar(PgUrl(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '" + db +
+                                 "' AND application_name = 'paypath-consumer'");
+
+  metrics::Registry reg;
+  std::atomic<bool> stop{false};
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  std::thread worker([&] { (void)consumer.Run(stop); });
+  // Several failed attempts against the read-only database (or, on a consumer that treats 25006 as bad data,
+  // the first dead letters).
+  bool refused = WaitUntil(
+      [&] { return CounterValue(reg, "paypath_consumer_errors_total") >= 5 || fx_->Depth(fx_->queue() + ".dlq") > 0; },
+      seconds(30));
+  EXPECT_TRUE(refused) << "the consumer never hit the read-only database";
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0) << "healthy messages were dead-lettered while the database was read-only";
+  EXPECT_EQ(fx_->InboxRows(), 0);
+
+  ASSERT_EQ(QueryScalar(PgUrl(), "ALTER DATABASE " + db + " RESET default_transaction_read_only"), "");
+  EXPECT_TRUE(WaitUntil([&] { return fx_->InboxRows() == kBacklog; }, seconds(30)))
+      << fx_->InboxRows() << " of " << kBacklog << " applied after the database became writable; dlq "
+      << fx_->Depth(fx_->queue() + ".dlq");
+  stop.store(true);
+  worker.join();
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
+  EXPECT_EQ(fx_->Postings(), 2 * kBacklog);
+  std::string out;
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+// PostgreSQL stops for 30 s while the consumer holds messages (unacked, in the middle of a transaction).
+// The consumer must keep its broker connection alive (heartbeats) the whole time, so nothing is returned to
+// the queue, nothing is dead-lettered, and everything is applied once PostgreSQL is back.
+TEST_F(LedgerFaultsTest, PostgresStoppedThirtySecondsWhileTheConsumerHoldsMessagesLosesNothing) {
+  const int kHeld = 20;
+  fx_->Seed(kHeld);
+  RelayInProcess();
+  const std::string log = LogPath("pg-outage-consumer");
+  std::remove(log.c_str());
+  // The first transaction waits 3 s before its COMMIT: the messages are held when PostgreSQL goes away.
+  Child consumer(fx_->Worker("consumer"), {{"PAYPATH_FAILPOINTS", "consumer.before_commit=delay(3000)@1"}}, log);
+  ASSERT_TRUE(WaitUntil([&] { return fx_->Depth(fx_->queue()) == 0; }, seconds(20))) << "consumer took nothing";
+  std::string out;
+  ASSERT_EQ(RunShell(StackScript() + " stop postgres", &out), 0) << out;
+  auto started = std::chrono::steady_clock::now();
+  // 30 s of outage, watched: the consumer stays up and the DLQ stays empty throughout.
+  bool broke = WaitUntil([&] { return !consumer.running() || fx_->Depth(fx_->queue() + ".dlq") > 0; }, seconds(30),
+                         milliseconds(500));
+  double outage = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  int rc = RunShell(StackScript() + " start postgres", &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_FALSE(broke) << "after " << outage << " s: consumer running " << consumer.running() << ", dlq "
+                      << fx_->Depth(fx_->queue() + ".dlq");
+  EXPECT_TRUE(WaitUntil([&] { return fx_->InboxRows() == kHeld; }, seconds(60)))
+      << fx_->InboxRows() << " of " << kHeld << " applied after PostgreSQL came back";
+  ExpectGracefulStop(consumer, "consumer");
+  EXPECT_EQ(LogLines(log, "consumer_connected"), 1)
+      << "the broker connection was lost during the outage (heartbeats not serviced): messages were returned";
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
+  EXPECT_EQ(fx_->Postings(), 2 * kHeld);
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+// The consumer is SIGKILLed ten times in a row while it holds messages. Every kill returns them to the queue
+// (a quorum queue counts each return); none may be dead-lettered, and all are applied exactly once after.
+TEST_F(LedgerFaultsTest, ConsumerSigkilledTenTimesWhileHoldingMessagesDeadLettersNothing) {
+  const int kHeld = 20;
+  fx_->Seed(kHeld);
+  RelayInProcess();
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(WaitUntil([&] { return fx_->Depth(fx_->queue()) == kHeld; }, seconds(20)))
+        << "before kill " << i << ": queue " << fx_->Depth(fx_->queue()) << ", dlq "
+        << fx_->Depth(fx_->queue() + ".dlq") << ", applied " << fx_->InboxRows();
+    // Its first transaction waits 3 s before COMMIT: long enough to be killed while holding everything.
+    Child consumer(fx_->Worker("consumer"), {{"PAYPATH_FAILPOINTS", "consumer.before_commit=delay(3000)@1"}},
+                   LogPath("sigkill-consumer"));
+    ASSERT_TRUE(WaitUntil([&] { return fx_->Depth(fx_->queue()) == 0; }, seconds(20)))
+        << "kill " << i << ": the consumer never took the messages";
+    consumer.Kill(SIGKILL);
+    ExpectKilled(consumer, "consumer");
+    EXPECT_EQ(fx_->InboxRows(), 0) << "kill " << i << " came too late: something committed";
+  }
+  ASSERT_TRUE(WaitUntil([&] { return fx_->Depth(fx_->queue()) == kHeld; }, seconds(20)));
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
+  {
+    Child consumer(fx_->Worker("consumer"), {}, LogPath("sigkill-consumer-final"));
+    ASSERT_TRUE(WaitUntil([&] { return fx_->InboxRows() == kHeld; }, seconds(30))) << fx_->InboxRows() << " applied";
+    ExpectGracefulStop(consumer, "consumer");
+  }
+  EXPECT_EQ(fx_->Postings(), 2 * kHeld);
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
+  std::string out;
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
 
 TEST_F(LedgerFaultsTest, RelayCrashAfterPublishRepublishesAndInboxKeepsOneEffect) {
   fx_->Seed(1);

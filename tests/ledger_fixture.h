@@ -67,12 +67,15 @@ class LedgerFixture {
   }
 
   const std::string& url() const { return url_; }
+  const std::string& ledger_url() const { return url_; }
+  // The database name in a URL (the part after the last '/').
+  static std::string DbName(const std::string& url) { return url.substr(url.rfind('/') + 1); }
   const std::string& queue() const { return queue_; }
   Random& random() { return random_; }
 
   // Inserts `n` charges (charge row + outbox row per charge) in one transaction, like the api does.
   std::vector<SeededCharge> Seed(int n, const std::string& tenant = "tenant_a", int64_t amount = 1234,
-                                 const std::string& currency = "USD") {
+                                 const std::string& currency = "USD", const std::string& account_id = "") {
     auto conn = store::PgConn::Connect(url_, "test-seed");
     EXPECT_TRUE(conn.ok());
     std::vector<SeededCharge> out;
@@ -82,7 +85,7 @@ class LedgerFixture {
     EXPECT_TRUE(tx.ok());
     for (int i = 0; i < n; ++i) {
       SeededCharge s{"ch_" + random_.Hex128(), random_.Uuid4()};
-      std::string account = "acct_" + std::to_string(seq_++ % 7);
+      std::string account = account_id.empty() ? "acct_" + std::to_string(seq_++ % 7) : account_id;
       auto ins = c.Exec(
           "INSERT INTO charges (id, tenant, idem_key, account_id, amount, currency, status, created_at) "
           "VALUES ($1, $2, $3, $4, $5::bigint, $6, 'succeeded', now())",
