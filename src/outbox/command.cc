@@ -10,7 +10,7 @@
 #include "common/random.h"
 #include "http/metrics_server.h"
 #include "outbox/relay.h"
-#include "outbox/worker.h"
+#include "common/worker.h"
 
 namespace paypath::outbox {
 
