@@ -7,9 +7,11 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
+#include "common/failpoints.h"
 #include "ledger_fixture.h"
 
 namespace paypath::testing {
@@ -58,40 +60,48 @@ class LedgerFaultsTest : public ::testing::Test {
 };
 LedgerFixture* LedgerFaultsTest::fx_ = nullptr;
 
-// The ledger database turns read-only (a failover, a full disk) while a backlog waits in the queue: the
-// consumer gets SQLSTATE 25006 on every posting. Those messages are healthy: none may be dead-lettered,
-// and every one is applied once the database is writable again.
+// The ledger database turns read-only (a failover, a full disk) while charges keep arriving: the api's
+// database is unaffected, so a backlog builds in the queue while the consumer gets SQLSTATE 25006 on every
+// posting. Those messages are healthy: none may be dead-lettered, and every one is applied once the database
+// is writable again, without restarting the consumer (it must reconnect by itself to see the change).
 TEST_F(LedgerFaultsTest, ReadOnlyLedgerDatabaseDeadLettersNothingAndAppliesTheBacklogAfter) {
   const int kBacklog = 40;
   const std::string db = LedgerFixture::DbName(fx_->ledger_url());
-  fx_->Seed(kBacklog);
-  RelayInProcess();
-  ASSERT_EQ(fx_->Depth(fx_->queue()), kBacklog);
-  ASSERT_EQ(QueryScalar(PgUrl(), "ALTER DATABASE " + db + " SET default_transaction_read_only = on"), "");
-  (void)QueryScalar(PgUrl(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '" + db +
-                                 "' AND application_name = 'paypath-consumer'");
-
   metrics::Registry reg;
   std::atomic<bool> stop{false};
   ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
   std::thread worker([&] { (void)consumer.Run(stop); });
-  // Several failed attempts against the read-only database (or, on a consumer that treats 25006 as bad data,
-  // the first dead letters).
-  bool refused = WaitUntil(
-      [&] { return CounterValue(reg, "paypath_consumer_errors_total") >= 5 || fx_->Depth(fx_->queue() + ".dlq") > 0; },
-      seconds(30));
-  EXPECT_TRUE(refused) << "the consumer never hit the read-only database";
+  fx_->Seed(1);
+  RelayInProcess();
+  ASSERT_TRUE(WaitUntil([&] { return fx_->InboxRows() == 1; }, seconds(20))) << "the consumer is not applying";
+
+  // What a failover to a read-only node looks like to the consumer: its sessions end, new ones are read-only.
+  ASSERT_EQ(QueryScalar(PgUrl(), "ALTER DATABASE " + db + " SET default_transaction_read_only = on"), "");
+  ASSERT_EQ(QueryScalar(PgUrl(), "SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity WHERE datname = '" +
+                                     db + "' AND application_name = 'paypath-consumer'"), "t");
+  fx_->Seed(kBacklog);
+  RelayInProcess();
+  auto read_only_errors = [&] {
+    return reg.GetCounter("paypath_consumer_database_errors_total", "", {{"sqlstate", "25006"}}).Value();
+  };
+  EXPECT_TRUE(WaitUntil([&] { return read_only_errors() >= 5 || fx_->Depth(fx_->queue() + ".dlq") > 0; },
+                        seconds(30)))
+      << "the consumer never hit the read-only database";
   EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0) << "healthy messages were dead-lettered while the database was read-only";
-  EXPECT_EQ(fx_->InboxRows(), 0);
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0) << "the consumer should hold the backlog (prefetch 50)";
+  EXPECT_EQ(fx_->InboxRows(), 1);
 
   ASSERT_EQ(QueryScalar(PgUrl(), "ALTER DATABASE " + db + " RESET default_transaction_read_only"), "");
-  EXPECT_TRUE(WaitUntil([&] { return fx_->InboxRows() == kBacklog; }, seconds(30)))
-      << fx_->InboxRows() << " of " << kBacklog << " applied after the database became writable; dlq "
+  EXPECT_TRUE(WaitUntil([&] { return fx_->InboxRows() == 1 + kBacklog; }, seconds(30)))
+      << fx_->InboxRows() - 1 << " of " << kBacklog << " applied after the database became writable; dlq "
       << fx_->Depth(fx_->queue() + ".dlq");
   stop.store(true);
   worker.join();
+  std::printf("read-only ledger: %.0f attempts refused with 25006, %.0f redeliveries, 0 dead letters\n",
+              read_only_errors(), CounterValue(reg, "paypath_consumer_redeliveries_total"));
+  EXPECT_EQ(CounterValue(reg, "paypath_consumer_redeliveries_total"), 0) << "held messages went back to the queue";
   EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
-  EXPECT_EQ(fx_->Postings(), 2 * kBacklog);
+  EXPECT_EQ(fx_->Postings(), 2 * (1 + kBacklog));
   std::string out;
   EXPECT_EQ(fx_->Audit(&out), 0) << out;
 }
@@ -122,6 +132,10 @@ TEST_F(LedgerFaultsTest, PostgresStoppedThirtySecondsWhileTheConsumerHoldsMessag
   EXPECT_TRUE(WaitUntil([&] { return fx_->InboxRows() == kHeld; }, seconds(60)))
       << fx_->InboxRows() << " of " << kHeld << " applied after PostgreSQL came back";
   ExpectGracefulStop(consumer, "consumer");
+  std::printf("postgres outage: %.1f s with %d messages held; consumer_batch_failed logged %d times\n", outage, kHeld,
+              LogLines(log, "consumer_batch_failed"));
+  EXPECT_GE(LogLines(log, "consumer_batch_failed"), 5) << "the consumer did not see the outage";
+  EXPECT_EQ(LogLines(log, "message_redelivered"), 0);
   EXPECT_EQ(LogLines(log, "consumer_connected"), 1)
       << "the broker connection was lost during the outage (heartbeats not serviced): messages were returned";
   EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
@@ -272,6 +286,77 @@ TEST_F(LedgerFaultsTest, BrokerOutageLosesNothingAndBacklogDrainsAtConfiguredRat
   EXPECT_EQ(fx_->Postings(), 2 * (50 + kBacklog));
   EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
   EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+// One message crashes the consumer every time it is applied (a consumer bug its data triggers). The messages
+// around it, and those published after it, must still be applied; it is never dead-lettered automatically
+// (it is not the message's fault), its redeliveries are visible, and an operator can park it by hand.
+TEST_F(LedgerFaultsTest, AMessageThatCrashesTheConsumerEveryTimeStallsNoOtherAndCanBeParked) {
+  auto seeded = fx_->Seed(6);
+  RelayInProcess();
+  const std::string crasher = seeded[2].message_id;
+  const std::map<std::string, std::string> faults = {{"PAYPATH_FAILPOINTS", "consumer.apply." + crasher + "=crash"}};
+  int crashes = 0;
+  bool published_behind = false;
+  // A supervisor's restarts: each run ends with the crash; stop once every other message is in.
+  for (int run = 1; run <= 12 && fx_->InboxRows() < 7; ++run) {
+    Child consumer(fx_->Worker("consumer"), faults, LogPath("crash-loop"));
+    int status = 0;
+    bool exited = consumer.Wait(seconds(20), &status);
+    ASSERT_TRUE(exited) << "run " << run << ": the consumer neither crashed nor finished (applied " << fx_->InboxRows() << ")";
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "run " << run;
+    crashes++;
+    if (!published_behind && fx_->InboxRows() == 5) {  // everything but the crasher: now two more behind it
+      fx_->Seed(2);
+      RelayInProcess();
+      published_behind = true;
+    }
+  }
+  std::printf("crash loop: %d crashes, %lld of 7 other messages applied, crasher attempted alone %lld times\n", crashes,
+              static_cast<long long>(fx_->InboxRows()),
+              static_cast<long long>(fx_->LedgerCount("SELECT attempts FROM delivery_attempts WHERE message_id = '" +
+                                                      crasher + "'")));
+  ASSERT_TRUE(published_behind);
+  EXPECT_EQ(fx_->InboxRows(), 7) << "messages stalled behind the crashing one";
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM inbox WHERE message_id = '" + crasher + "'"), 0);
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0) << "a crash is not the message's fault: never dead-lettered by itself";
+  EXPECT_GE(fx_->LedgerCount("SELECT attempts FROM delivery_attempts WHERE message_id = '" + crasher + "'"), 2);
+
+  // The redeliveries are exposed: a consumer that (with the bug turned into an error) receives it sees its count.
+  {
+    ASSERT_TRUE(failpoints::Configure("consumer.apply." + crasher + "=error").ok());
+    metrics::Registry reg;
+    ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+    ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return consumer.held() == 1; }));
+    EXPECT_GE(reg.GetGauge("paypath_consumer_max_delivery_count", "").Value(), crashes - 1);
+    EXPECT_EQ(CounterValue(reg, "paypath_consumer_redeliveries_total"), 1);
+    ASSERT_TRUE(failpoints::Configure("").ok());
+  }  // its connection closes: the message is ready again
+
+  // Parked by hand (docs/runbook.md), with its reason recorded; the audit then names the missing charge.
+  ASSERT_TRUE(WaitUntil([&] { return fx_->Depth(fx_->queue()) == 1; }, seconds(10)));
+  std::string out;
+  int st = RunShell(PaypathBinary() + " dlq park --amqp-url '" + AmqpUrl() + "' --queue " + fx_->queue() +
+                        " --ledger-pg-url '" + fx_->ledger_url() + "' --message-id " + crasher,
+                    &out);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 1);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM dead_letters WHERE message_id = '" + crasher +
+                             "' AND reason = 'parked_by_operator'"), 1);
+  EXPECT_EQ(fx_->Audit(&out, "--max-dlq 0"), 1) << out;
+  EXPECT_NE(out.find("\"name\":\"charges_posted_once\",\"status\":\"FAIL\",\"value\":1"), std::string::npos) << out;
+
+  // Once the consumer is fixed (no failpoint), a replay applies it and the ledger is whole.
+  st = RunShell(PaypathBinary() + " dlq replay --amqp-url '" + AmqpUrl() + "' --queue " + fx_->queue(), &out);
+  ASSERT_EQ(st, 0) << out;
+  {
+    Child consumer(fx_->Worker("consumer"), {}, LogPath("crash-loop-fixed"));
+    ASSERT_TRUE(WaitUntil([&] { return fx_->InboxRows() == 8; }, seconds(20)));
+    ExpectGracefulStop(consumer, "consumer");
+  }
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM delivery_attempts"), 0) << "applied messages keep no attempt row";
+  EXPECT_EQ(fx_->Audit(&out, "--max-dlq 0"), 0) << out;
 }
 
 }  // namespace

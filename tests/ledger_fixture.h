@@ -1,6 +1,7 @@
-// Helpers shared by the relay / consumer / ledger fault / audit suites: a fresh database and a private queue
-// per suite, seeding charges the way the api writes them (charge row + outbox::Append in one transaction),
-// in-process relay and consumer with their own metrics registries, and DB counters.
+// Helpers shared by the relay / consumer / ledger fault / audit suites: a fresh api database, a fresh ledger
+// database and a private queue per suite, seeding charges the way the api writes them (charge row +
+// outbox::Append in one transaction, the payload from the event contract), in-process relay and consumer
+// with their own metrics registries, and counters of both databases.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/random.h"
+#include "events/charge_event.h"
 #include "ledger/consumer.h"
 #include "broker/amqp.h"
 #include "outbox/outbox.h"
@@ -31,28 +33,23 @@ struct SeededCharge {
   std::string message_id;
 };
 
-inline std::string Iso8601Micros(std::chrono::system_clock::time_point t) {
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us % 1000000));
-  return buf;
-}
-
 class LedgerFixture {
  public:
-  // db: database name (unique per suite); the queue name adds the pid so reruns never see old messages.
+  // db: the api database's name (unique per suite; the ledger's is db + "_ledger"); the queue name adds the
+  // pid so reruns never see old messages.
   explicit LedgerFixture(const std::string& db)
-      : url_(FreshDatabase(db)), queue_("paypath.test." + db + "." + std::to_string(::getpid())), random_(42) {}
+      : url_(FreshDatabase(db)),
+        ledger_url_(FreshLedgerDatabase(db + "_ledger")),
+        queue_("paypath.test." + db + "." + std::to_string(::getpid())),
+        random_(42) {}
 
   ~LedgerFixture() { DeleteQueues(); }
 
-  // Empties the ledger-side tables and deletes the suite's queues: each test starts from nothing.
+  // Empties both databases' tables and deletes the suite's queues: each test starts from nothing.
   void Reset() {
-    (void)QueryScalar(url_, "TRUNCATE outbox, inbox, ledger_entries, account_balances, charges");
+    (void)QueryScalar(url_, "TRUNCATE outbox, charges");
+    (void)QueryScalar(ledger_url_,
+                      "TRUNCATE inbox, ledger_entries, account_balances, delivery_attempts, dead_letters");
     DeleteQueues();
   }
 
@@ -67,7 +64,7 @@ class LedgerFixture {
   }
 
   const std::string& url() const { return url_; }
-  const std::string& ledger_url() const { return url_; }
+  const std::string& ledger_url() const { return ledger_url_; }
   // The database name in a URL (the part after the last '/').
   static std::string DbName(const std::string& url) { return url.substr(url.rfind('/') + 1); }
   const std::string& queue() const { return queue_; }
@@ -91,11 +88,9 @@ class LedgerFixture {
           "VALUES ($1, $2, $3, $4, $5::bigint, $6, 'succeeded', now())",
           {s.charge_id, tenant, "key_" + s.charge_id, account, std::to_string(amount), currency});
       EXPECT_TRUE(ins.ok()) << ins.error().ToString();
-      std::string payload = "{\"charge_id\":\"" + s.charge_id + "\",\"tenant\":\"" + tenant +
-                            "\",\"account_id\":\"" + account + "\",\"amount\":" + std::to_string(amount) +
-                            ",\"currency\":\"" + currency + "\",\"created_at\":\"" +
-                            Iso8601Micros(std::chrono::system_clock::now()) + "\"}";
-      Status st = outbox::Append(c, {s.message_id, tenant, s.charge_id, outbox::kChargeSucceeded, payload});
+      std::string payload = events::EncodePayload(
+          {s.message_id, s.charge_id, tenant, account, amount, currency, std::chrono::system_clock::now()});
+      Status st = outbox::Append(c, {s.message_id, tenant, s.charge_id, events::kChargeSucceeded, payload});
       EXPECT_TRUE(st.ok()) << st.error().ToString();
       out.push_back(s);
     }
@@ -116,7 +111,7 @@ class LedgerFixture {
 
   ledger::ConsumerOptions ConsumerOpts(metrics::Registry& reg) {
     ledger::ConsumerOptions o;
-    o.pg_url = url_;
+    o.ledger_pg_url = ledger_url_;
     o.amqp.url = AmqpUrl();
     o.topology.queue = queue_;
     o.poll = std::chrono::milliseconds(100);
@@ -124,13 +119,18 @@ class LedgerFixture {
     return o;
   }
 
+  // One integer from the api database (Count) or the ledger database (LedgerCount).
   int64_t Count(const std::string& sql) {
     std::string v = QueryScalar(url_, sql);
     return std::strtoll(v.c_str(), nullptr, 10);
   }
+  int64_t LedgerCount(const std::string& sql) {
+    std::string v = QueryScalar(ledger_url_, sql);
+    return std::strtoll(v.c_str(), nullptr, 10);
+  }
   int64_t Unpublished() { return Count("SELECT count(*) FROM outbox WHERE published_at IS NULL"); }
-  int64_t Postings() { return Count("SELECT count(*) FROM ledger_entries"); }
-  int64_t InboxRows() { return Count("SELECT count(*) FROM inbox"); }
+  int64_t Postings() { return LedgerCount("SELECT count(*) FROM ledger_entries"); }
+  int64_t InboxRows() { return LedgerCount("SELECT count(*) FROM inbox"); }
 
   // Messages ready in a queue (passive declare), -1 if unreachable.
   int64_t Depth(const std::string& queue) {
@@ -142,10 +142,10 @@ class LedgerFixture {
     return d.ok() ? static_cast<int64_t>(*d) : -1;
   }
 
-  // Runs `paypath audit` for this database and queue; returns its exit code, output in *out.
+  // Runs `paypath audit` for these databases and queue; returns its exit code, output in *out.
   int Audit(std::string* out, const std::string& extra = "") {
-    std::string cmd = PaypathBinary() + " audit --json --pg-url '" + url_ + "' --amqp-url '" + AmqpUrl() +
-                      "' --queue " + queue_ + " " + extra;
+    std::string cmd = PaypathBinary() + " audit --json --pg-url '" + url_ + "' --ledger-pg-url '" + ledger_url_ +
+                      "' --amqp-url '" + AmqpUrl() + "' --queue " + queue_ + " " + extra;
     int st = RunShell(cmd, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   }
@@ -161,16 +161,18 @@ class LedgerFixture {
         deadline, std::chrono::milliseconds(0));
   }
 
-  // Command line of a worker subprocess for this database and queue.
+  // Command line of a worker subprocess for this suite's queue: the relay reads the api database, the
+  // consumer writes the ledger database.
   std::vector<std::string> Worker(const std::string& sub, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {PaypathBinary(), sub, "--pg-url", url_, "--amqp-url", AmqpUrl(),
-                                     "--queue", queue_};
+    std::vector<std::string> argv = {PaypathBinary(), sub, sub == "consumer" ? "--ledger-pg-url" : "--pg-url",
+                                     sub == "consumer" ? ledger_url_ : url_, "--amqp-url", AmqpUrl(), "--queue", queue_};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   }
 
  private:
   std::string url_;
+  std::string ledger_url_;
   std::string queue_;
   SystemRandom random_;
   int seq_ = 0;

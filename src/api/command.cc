@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "http/server.h"
+#include "ledger/schema.h"
 #include "store/hot_tier.h"
 #include "store/idempotency_store.h"
 #include "store/pg.h"
@@ -184,11 +185,21 @@ void AddCommands(CLI::App& app) {
   api->callback([flags] { cli::SetExitCode(RunApi(*flags)); });
 
   auto pg_url = std::make_shared<std::string>();
+  auto ledger_pg_url = std::make_shared<std::string>();
   CLI::App* mig = app.add_subcommand("migrate", "Apply the database schema (idempotent)");
   mig->add_option("--pg-url", *pg_url, "PostgreSQL URL")->envname("PAYPATH_PG_URL")->required();
-  mig->callback([pg_url] {
+  mig->add_option("--ledger-pg-url", *ledger_pg_url, "The ledger's PostgreSQL URL: migrate it too (sql/ledger_schema.sql)")
+      ->envname("PAYPATH_LEDGER_PG_URL");
+  mig->callback([pg_url, ledger_pg_url] {
     log::SetComponent("migrate");
-    cli::SetExitCode(RunMigrate(*pg_url));
+    int rc = RunMigrate(*pg_url);
+    if (rc == 0 && !ledger_pg_url->empty()) {
+      Status s = ledger::MigrateDatabase(*ledger_pg_url);
+      if (!s.ok()) log::Error("ledger_migrate_failed", {{"error", s.error().ToString()}});
+      else log::Info("ledger_migrated", {{"schema_version", 1}});
+      rc = s.ok() ? 0 : 1;
+    }
+    cli::SetExitCode(rc);
   });
 }
 

@@ -5,7 +5,7 @@
 //
 //   <queue>        durable quorum queue the relay publishes to (default exchange, routing key = name)
 //                    x-queue-type=quorum
-//                    x-delivery-limit=<limit>         a message returned more often than this is dead-lettered
+//                    x-delivery-limit=<limit>         only when delivery_limit > 0 (default: none, see below)
 //                    x-dead-letter-exchange=<queue>.dlx, x-dead-letter-routing-key=<queue>.dlq
 //                    x-dead-letter-strategy=at-least-once   the DLX hop uses publisher confirms internally...
 //                    x-overflow=reject-publish              ...which RabbitMQ requires this overflow mode for
@@ -23,13 +23,15 @@ namespace paypath::amqp {
 
 // "paypath.ledger": the queue name when no --queue is given.
 inline constexpr const char* kDefaultQueue = "paypath.ledger";
-// 5: enough redeliveries to ride out a consumer crash or two, few enough that a poison message stops
-// costing work within seconds.
-inline constexpr int kDefaultDeliveryLimit = 5;
+// 0: no x-delivery-limit. RabbitMQ 3.10 quorum queues count every return towards the limit, a closed
+// channel or a SIGKILLed consumer included, so a broker limit would dead-letter healthy messages after a few
+// consumer crashes. The consumer dead-letters poison itself (basic.reject, requeue=false) with a named
+// reason. A positive value is an optional backstop against a consumer that loops on a message forever.
+inline constexpr int kDefaultDeliveryLimit = 0;
 
 struct Topology {
   std::string queue = kDefaultQueue;
-  int delivery_limit = kDefaultDeliveryLimit;
+  int delivery_limit = kDefaultDeliveryLimit;  // 0: none; > 0: x-delivery-limit
 
   std::string dead_letter_exchange() const { return queue + ".dlx"; }
   std::string dead_letter_queue() const { return queue + ".dlq"; }
