@@ -17,12 +17,13 @@ require_env PAYPATH_PG_URL PAYPATH_AMQP_URL PAYPATH_API_KEYS
 command -v promtool >/dev/null || fail "promtool not found"
 
 DB_URL=$(fresh_db pp_ops_metrics)
+LEDGER_URL=$(fresh_db pp_ops_metrics_ledger)  # the consumer's own database (it applies the ledger schema)
 QUEUE=pp_ops_metrics
 KEY=${PAYPATH_API_KEYS%%:*}
 
 start api "$PAYPATH_BIN" api --pg-url "$DB_URL" --redis-url "${PAYPATH_REDIS_URL:-}" --listen 127.0.0.1:0 --no-migrate
 start relay "$PAYPATH_BIN" relay --pg-url "$DB_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
-start consumer "$PAYPATH_BIN" consumer --pg-url "$DB_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
+start consumer "$PAYPATH_BIN" consumer --ledger-pg-url "$LEDGER_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
 API_PORT=$(wait_port api api_listening)
 RELAY_PORT=$(wait_port relay metrics_listening)
 CONSUMER_PORT=$(wait_port consumer metrics_listening)
