@@ -273,5 +273,25 @@ TEST_F(ConsumerTest, PostingRefusedAsDataIsDeadLetteredAloneWhileItsBatchApplies
   EXPECT_EQ((*d)->message.headers["x-first-death-reason"], "rejected");
 }
 
+// The ledger itself is inconsistent for one charge (half of its posting pair exists already): the consumer
+// refuses to add the other half. That is not the message's fault, so it is held and retried, never
+// dead-lettered, and the messages of its batch are still applied.
+TEST_F(ConsumerTest, AMessageTheLedgerRefusesAsInconsistentIsHeldWithoutStallingTheOthers) {
+  auto seeded = fx_->Seed(4);
+  ASSERT_EQ(QueryScalar(fx_->ledger_url(),
+                        "INSERT INTO ledger_entries (charge_id, tenant, account_id, direction, amount, currency, "
+                        "message_id) VALUES ('" + seeded[0].charge_id + "', 'tenant_a', 'customer:acct_0', 'debit', "
+                        "1234, 'USD', gen_random_uuid())"), "");
+  Relay();
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return fx_->InboxRows() == 3; })) << fx_->InboxRows();
+  (void)consumer.RunOnce();  // and again: still held, still nothing else
+  EXPECT_EQ(consumer.held(), 1u);
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM inbox WHERE message_id = '" + seeded[0].message_id + "'"), 0);
+  EXPECT_EQ(fx_->Postings(), 3 * 2 + 1);
+}
+
 }  // namespace
 }  // namespace paypath::testing

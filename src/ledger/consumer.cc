@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <variant>
 
@@ -71,7 +72,7 @@ Consumer::Consumer(ConsumerOptions options, Clock& clock, Random& random)
           "paypath_consumer_redeliveries_total",
           "Deliveries of messages delivered before (a consumer crashed or lost its connection while holding them)")),
       max_delivery_count_gauge_(opt_.registry->GetGauge(
-          "paypath_consumer_max_delivery_count",
+          "paypath_consumer_max_redeliveries",
           "Largest x-delivery-count among deliveries of the last 5 minutes (0: no redelivery)")),
       apply_delay_(opt_.registry->GetHistogram("paypath_ledger_apply_delay_seconds",
                                                "Delay from charge commit (event created_at) to ledger apply",
@@ -251,6 +252,15 @@ Result<int> Consumer::Settle() {
     log::Warn("consumer_step_partial", {{"settled", static_cast<int>(settled.size())}, {"error", e.ToString()}});
     return static_cast<int>(settled.size());
   };
+  // A message the ledger refuses as inconsistent (kInternal: its charge already has half a posting) stays
+  // held and is retried, but must not keep the messages after it from being applied alone.
+  std::optional<Error> held_back;
+  auto alone_failed = [&](const Error& e) {
+    if (e.code != ErrorCode::kInternal) return true;  // the database's trouble: stop here, retry later
+    log::Error("message_held_back", {{"error", e.ToString()}});
+    if (!held_back) held_back = e;
+    return false;
+  };
 
   // 1. Verify. Poison is dead-lettered at once: nothing about it can change on a retry.
   struct Held {
@@ -278,6 +288,7 @@ Result<int> Consumer::Settle() {
       if (s.ok()) settled.insert(h.d->tag);
       return s;
     }
+    if (one.error().code == ErrorCode::kInternal) return one.error();  // the connection is fine
     if (!IsDataRefusal(one.error())) return db_failed(one.error());
     Status s = DeadLetter(*h.d, kPostingRefused, one.error().message, &h.e);
     if (s.ok()) settled.insert(h.d->tag);
@@ -304,10 +315,9 @@ Result<int> Consumer::Settle() {
       return failed(db_failed(batch.error()));
     // Find the message the database refuses, one transaction each; the others still get applied.
     log::Warn("batch_refused_isolating", {{"error", batch.error().ToString()}, {"size", static_cast<int>(end - start)}});
-    if (!IsDataRefusal(batch.error())) pg_.reset();
     for (size_t i = start; i < end; ++i) {
       Status s = apply_alone(fresh[i]);
-      if (!s.ok()) return failed(s.error());
+      if (!s.ok() && alone_failed(s.error())) return failed(s.error());
     }
   }
 
@@ -336,9 +346,10 @@ Result<int> Consumer::Settle() {
                                               {"attempts", *n},
                                               {"delivery_count", h.d->message.delivery_count}});
       s = apply_alone(h);
-      if (!s.ok()) return failed(s.error());
+      if (!s.ok() && alone_failed(s.error())) return failed(s.error());
     }
   }
+  if (held_back) return failed(*held_back);
   return static_cast<int>(settled.size());
 }
 
