@@ -328,7 +328,7 @@ TEST_F(LedgerFaultsTest, AMessageThatCrashesTheConsumerEveryTimeStallsNoOtherAnd
     metrics::Registry reg;
     ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
     ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return consumer.held() == 1; }));
-    EXPECT_GE(reg.GetGauge("paypath_consumer_max_delivery_count", "").Value(), crashes - 1);
+    EXPECT_GE(reg.GetGauge("paypath_consumer_max_redeliveries", "").Value(), crashes - 1);
     EXPECT_EQ(CounterValue(reg, "paypath_consumer_redeliveries_total"), 1);
     ASSERT_TRUE(failpoints::Configure("").ok());
   }  // its connection closes: the message is ready again

@@ -17,7 +17,7 @@
 //      and committed before each attempt), each acked as it commits. A message that crashes the consumer
 //      every time therefore falls behind every other message and stalls none of them; it is never
 //      dead-lettered automatically (only the message's own faults are poison), it is exposed instead
-//      (paypath_consumer_max_delivery_count, an alert, delivery_attempts) for an operator to park by hand.
+//      (paypath_consumer_max_redeliveries, an alert, delivery_attempts) for an operator to park by hand.
 // Any other failure (connection loss, read-only 25006, 53xxx, 57xxx, 40xxx, unknown codes, the broker) keeps
 // the messages held, unacked, and returns the error: Run backs off with full jitter and, while it waits,
 // services the broker connection (heartbeats, new deliveries) so the broker never drops the consumer and
@@ -73,7 +73,7 @@ struct ConsumerOptions {
   std::chrono::milliseconds backoff_base{100};
   // 2 s cap: once the database is back, held messages are applied within about 2 s.
   std::chrono::milliseconds backoff_cap{2000};
-  // paypath_consumer_max_delivery_count forgets a count after 5 min without a delivery that high: long
+  // paypath_consumer_max_redeliveries forgets a count after 5 min without a delivery that high: long
   // enough for several scrapes and the alert's window, short enough to clear after an incident.
   std::chrono::seconds redelivery_window{300};
   metrics::Registry* registry = &metrics::Registry::Default();
