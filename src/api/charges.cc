@@ -126,14 +126,8 @@ ChargeApi::ChargeApi(std::map<std::string, std::string> api_keys, store::Idempot
 }
 
 const std::string* ChargeApi::Authenticate(const HttpRequest& req) const {
-  const std::string* auth = req.Header("Authorization");
-  if (auth == nullptr) return nullptr;
-  std::string_view v = *auth;
-  if (v.size() < 7 || !HeaderNameEquals(v.substr(0, 7), "Bearer ")) return nullptr;
-  v.remove_prefix(7);
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  auto it = api_keys_.find(std::string(v));
-  return it == api_keys_.end() ? nullptr : &it->second;
+  auto token = BearerToken(req);
+  return token ? api_keys_.Lookup(*token) : nullptr;
 }
 
 HttpResponse ChargeApi::Replay(const store::KeyRecord& rec) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 
+#include "api/auth.h"
 #include "http/message.h"
 #include "common/clock.h"
 #include "common/random.h"
@@ -48,7 +49,7 @@ class ChargeApi {
  private:
   HttpResponse Replay(const store::KeyRecord& rec);
 
-  const std::map<std::string, std::string> api_keys_;
+  const ApiKeys api_keys_;  // digests only: compared in constant time (api/auth.h)
   store::IdempotencyStore& store_;
   store::HotTier& hot_;
   Clock& clock_;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "api/charges.h"
@@ -41,7 +42,22 @@ struct ApiFlags {
   int64_t purge_interval_ms = 60000;
   bool migrate = true;
   std::string final_metrics;
+  // Connection limits and timeouts of the HTTP server; the defaults (and why) live in http::ServerOptions.
+  int max_connections = http::ServerOptions{}.max_connections;
+  int64_t read_timeout_ms = http::ServerOptions{}.read_timeout.count();
+  int64_t idle_timeout_ms = http::ServerOptions{}.idle_timeout.count();
+  // host:port of the ops listener (/metrics, /healthz, /readyz); empty: they are served on --listen.
+  std::string ops_listen;
+  // Server-side bounds of the api's PostgreSQL sessions; defaults (and why) in store::PgSessionOptions.
+  int64_t pg_statement_timeout_ms = store::PgSessionOptions{}.statement_timeout.count();
+  int64_t pg_idle_in_transaction_timeout_ms = store::PgSessionOptions{}.idle_in_transaction_timeout.count();
 };
+
+// The ops listener: a scraper and a few probes, each answered in microseconds (or one PostgreSQL ping
+// for /readyz). Two threads, so a /readyz waiting on a slow database never delays a scrape; 64
+// connections, so a flood on the public port cannot reach it and it cannot take descriptors from it.
+constexpr int kOpsThreads = 2;
+constexpr int kOpsMaxConnections = 64;
 
 
 int WaitForSignal() {
@@ -93,6 +109,15 @@ int RunApi(const ApiFlags& f) {
     log::Error("bad_listen", {{"error", hp.error().message}});
     return 2;
   }
+  std::optional<HostPort> ops_hp;
+  if (!f.ops_listen.empty()) {
+    auto o = ParseHostPort(f.ops_listen);
+    if (!o.ok()) {
+      log::Error("bad_ops_listen", {{"error", o.error().message}});
+      return 2;
+    }
+    ops_hp = o.value();
+  }
   if (f.pg_url.empty()) {
     log::Error("missing_setting", {{"setting", "PAYPATH_PG_URL / --pg-url"}});
     return 2;
@@ -103,7 +128,10 @@ int RunApi(const ApiFlags& f) {
   Clock& clock = SystemClock::Instance();
   Random& random = SystemRandom::Instance();
   // One connection per handler thread plus one for the purge loop and readiness checks.
-  store::PgPool pool(f.pg_url, "paypath-api", f.threads + 2);
+  store::PgSessionOptions session;
+  session.statement_timeout = std::chrono::milliseconds(f.pg_statement_timeout_ms);
+  session.idle_in_transaction_timeout = std::chrono::milliseconds(f.pg_idle_in_transaction_timeout_ms);
+  store::PgPool pool(f.pg_url, "paypath-api", f.threads + 2, session);
   store::IdempotencyStore store(pool);
   // The database name namespaces the hot tier (see hot_tier.h).
   std::string db_name = f.pg_url.substr(f.pg_url.rfind('/') + 1);
@@ -113,12 +141,16 @@ int RunApi(const ApiFlags& f) {
   opts.lease = std::chrono::milliseconds(f.lease_ms);
   opts.retention = std::chrono::milliseconds(f.retention_s * 1000);
   ChargeApi charges(keys.value(), store, hot, clock, random, opts);
-  Router router(charges, store, clock);
+  Router router(charges, store, clock, ops_hp ? Routes::kApi : Routes::kAll);
+  Router ops_router(charges, store, clock, Routes::kOps);
 
   http::ServerOptions so;
   so.host = hp->host;
   so.port = hp->port;
   so.threads = f.threads;
+  so.max_connections = f.max_connections;
+  so.read_timeout = std::chrono::milliseconds(f.read_timeout_ms);
+  so.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
   auto server = http::Server::Start(so, [&router](const http::HttpRequest& r) { return router.Handle(r); });
   if (!server.ok()) {
     log::Error("listen_failed", {{"error", server.error().message}});
@@ -126,6 +158,25 @@ int RunApi(const ApiFlags& f) {
   }
   log::Info("api_listening", {{"host", hp->host}, {"port", static_cast<int>(server.value()->port())},
                               {"threads", f.threads}, {"redis", !f.redis_url.empty()}});
+
+  // After the API port: a probe that gets 200 from /healthz knows the API port is bound too.
+  std::unique_ptr<http::Server> ops_server;
+  if (ops_hp) {
+    http::ServerOptions oo;
+    oo.name = "ops";
+    oo.host = ops_hp->host;
+    oo.port = ops_hp->port;
+    oo.threads = kOpsThreads;
+    oo.max_connections = kOpsMaxConnections;
+    oo.fd_reserve = 0;  // inside the api listener's reserve
+    auto s = http::Server::Start(oo, [&ops_router](const http::HttpRequest& r) { return ops_router.Handle(r); });
+    if (!s.ok()) {
+      log::Error("listen_failed", {{"listener", "ops"}, {"error", s.error().message}});
+      return 1;
+    }
+    ops_server = std::move(s.value());
+    log::Info("ops_listening", {{"host", ops_hp->host}, {"port", static_cast<int>(ops_server->port())}});
+  }
 
   // Retention: a bounded loop deletes expired keys in batches of 1000 so no single DELETE holds locks long.
   // One stop flag: the signal sets it, the purger checks it between batches and sleeps on it between runs.
@@ -156,6 +207,7 @@ int RunApi(const ApiFlags& f) {
   stop_cv.notify_all();
   purger.join();
   server.value().reset();  // in-flight requests finish first
+  ops_server.reset();
   if (!f.final_metrics.empty()) {
     // A supervisor that stops us still learns the counts incremented after its last scrape.
     std::ofstream(f.final_metrics) << metrics::Registry::Default().Render();
@@ -180,6 +232,26 @@ void AddCommands(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{30 * 86400}));
   api->add_option("--purge-interval-ms", flags->purge_interval_ms, "How often the retention loop runs, ms")
       ->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  api->add_option("--max-connections", flags->max_connections,
+                  "Open HTTP connections at most; more get 503 too-many-connections and are closed")
+      ->envname("PAYPATH_MAX_CONNECTIONS")->capture_default_str()->check(CLI::Range(1, 1000000));
+  api->add_option("--read-timeout-ms", flags->read_timeout_ms,
+                  "A request (from its first byte, or the connection's start) must arrive within this, ms")
+      ->envname("PAYPATH_READ_TIMEOUT_MS")->capture_default_str()->check(CLI::Range(int64_t{100}, int64_t{600000}));
+  api->add_option("--idle-timeout-ms", flags->idle_timeout_ms,
+                  "An idle keep-alive connection is closed after this, ms")
+      ->envname("PAYPATH_IDLE_TIMEOUT_MS")->capture_default_str()->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  api->add_option("--ops-listen", flags->ops_listen,
+                  "host:port for /metrics, /healthz and /readyz (then absent from --listen); empty: on --listen")
+      ->envname("PAYPATH_OPS_LISTEN");
+  api->add_option("--pg-statement-timeout-ms", flags->pg_statement_timeout_ms,
+                  "PostgreSQL statement_timeout of the api's sessions, ms")
+      ->envname("PAYPATH_PG_STATEMENT_TIMEOUT_MS")->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  api->add_option("--pg-idle-in-transaction-timeout-ms", flags->pg_idle_in_transaction_timeout_ms,
+                  "PostgreSQL idle_in_transaction_session_timeout of the api's sessions, ms")
+      ->envname("PAYPATH_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS")->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
   api->add_flag("!--no-migrate", flags->migrate, "Do not apply the schema at start");
   api->add_option("--final-metrics", flags->final_metrics, "On a graceful stop, write the final /metrics text here");
   api->callback([flags] { cli::SetExitCode(RunApi(*flags)); });

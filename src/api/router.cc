@@ -18,6 +18,14 @@ HttpResponse Router::Handle(const HttpRequest& req) {
 }
 
 HttpResponse Router::Dispatch(const HttpRequest& req, const char** route) {
+  if (routes_ != Routes::kOps)
+    if (auto r = DispatchApi(req, route)) return std::move(*r);
+  if (routes_ != Routes::kApi)
+    if (auto r = DispatchOps(req, route)) return std::move(*r);
+  return RenderProblem({404, "not-found", "Not found", "no such route"});
+}
+
+std::optional<HttpResponse> Router::DispatchApi(const HttpRequest& req, const char** route) {
   std::string_view path = req.Path();
   auto method_not_allowed = [](const char* allow) {
     HttpResponse r = RenderProblem({405, "method-not-allowed", "Method not allowed", std::string("use ") + allow});
@@ -36,6 +44,11 @@ HttpResponse Router::Dispatch(const HttpRequest& req, const char** route) {
     if (req.method != "GET") return method_not_allowed("GET");
     return charges_.Get(req, std::string(path.substr(kPrefix.size())));
   }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> Router::DispatchOps(const HttpRequest& req, const char** route) {
+  std::string_view path = req.Path();
   if (path == "/metrics") {
     *route = "/metrics";
     HttpResponse r;
@@ -63,7 +76,7 @@ HttpResponse Router::Dispatch(const HttpRequest& req, const char** route) {
     r.SetHeader("Content-Type", "application/json");
     return r;
   }
-  return RenderProblem({404, "not-found", "Not found", "no such route"});
+  return std::nullopt;
 }
 
 }  // namespace paypath::api

@@ -36,12 +36,31 @@ double PgResult::GetDouble(int row, int col) const { return std::strtod(PQgetval
 Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::string_view application_name,
                                                 std::chrono::seconds connect_timeout,
                                                 std::chrono::milliseconds statement_timeout) {
-  std::string timeout = std::to_string(std::max<int64_t>(1, connect_timeout.count()));
-  std::string app(application_name);
-  std::string options = "-c statement_timeout=" + std::to_string(statement_timeout.count());
+  PgSessionOptions session;
+  session.connect_timeout = connect_timeout;
+  session.statement_timeout = statement_timeout;
+  return Connect(url, application_name, session);
+}
+
+Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::string_view application_name,
+                                                const PgSessionOptions& s) {
+  const std::string connect_timeout = std::to_string(std::max<int64_t>(1, s.connect_timeout.count()));
+  const std::string app(application_name);
+  // Server-side bounds travel in the startup packet, so they hold from the first statement on.
+  const std::string options = "-c statement_timeout=" + std::to_string(s.statement_timeout.count()) +
+                              " -c idle_in_transaction_session_timeout=" +
+                              std::to_string(s.idle_in_transaction_timeout.count());
+  const std::string idle = std::to_string(s.keepalives_idle.count());
+  const std::string interval = std::to_string(s.keepalives_interval.count());
+  const std::string count = std::to_string(s.keepalives_count);
+  const std::string user_timeout = std::to_string(s.tcp_user_timeout.count());
   // Keywords after "dbname" override what the expanded URL says.
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", "options", "keepalives_idle", nullptr};
-  const char* values[] = {url.c_str(), timeout.c_str(), app.c_str(), options.c_str(), "5", nullptr};
+  const char* keys[] = {"dbname",          "connect_timeout",     "application_name", "options",
+                        "keepalives",      "keepalives_idle",     "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout",   nullptr};
+  const char* values[] = {url.c_str(),   connect_timeout.c_str(), app.c_str(),      options.c_str(),
+                          "1",           idle.c_str(),            interval.c_str(),
+                          count.c_str(), user_timeout.c_str(),    nullptr};
   PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (c == nullptr) return Error::Internal("libpq could not allocate a connection");
   if (PQstatus(c) != CONNECTION_OK) {
@@ -160,8 +179,8 @@ Status Transaction::Commit() {
   return conn_.Commit();
 }
 
-PgPool::PgPool(std::string url, std::string application_name, int size)
-    : url_(std::move(url)), app_(std::move(application_name)), free_slots_(size) {}
+PgPool::PgPool(std::string url, std::string application_name, int size, PgSessionOptions session)
+    : url_(std::move(url)), app_(std::move(application_name)), session_(session), free_slots_(size) {}
 
 PgPool::~PgPool() = default;
 
@@ -182,7 +201,7 @@ Result<PgPool::Lease> PgPool::Acquire(std::chrono::milliseconds wait) {
     }
   }
   if (!conn) {
-    auto c = PgConn::Connect(url_, app_);
+    auto c = PgConn::Connect(url_, app_, session_);
     if (!c.ok()) {
       std::lock_guard lock(mu_);
       free_slots_++;

@@ -51,11 +51,42 @@ class PgResult {
   PGresult* r_;
 };
 
+// The time bounds of one PostgreSQL session, client side (libpq, the TCP socket) and server side (settings
+// sent at connect). The defaults are what every service uses unless it says otherwise. Together they
+// bound how long a silent network partition can block a thread or hold row locks: ~10 s, against the
+// kernel's default of ~15 minutes for unacknowledged data and 2 h 11 min for an idle connection.
+struct PgSessionOptions {
+  // Whole connection set-up (TCP, TLS negotiation, startup, authentication). 2 s: a healthy server on the
+  // same network answers in milliseconds. libpq counts whole seconds and treats 1 as 2.
+  std::chrono::seconds connect_timeout{2};
+  // Server side: no statement runs longer. 10 s: the api's statements take milliseconds, and the api's
+  // clients give up within seconds anyway; the audit passes a longer bound for its scans.
+  std::chrono::milliseconds statement_timeout{10000};
+  // Server side: a session idle inside a transaction this long is ended, releasing its locks (a client
+  // frozen or cut off mid-transaction would otherwise hold them until the server's own TCP keepalive,
+  // hours). 30 s: six times the longest legitimate idle gap, the relay's wait for publisher confirms
+  // inside its batch transaction (confirm_timeout, 5 s).
+  std::chrono::milliseconds idle_in_transaction_timeout{30000};
+  // TCP keepalive on an idle connection: first probe after 5 s of silence, then every 2 s, 3 unanswered
+  // probes and the connection is dead: a vanished server is noticed within 5 + 3 x 2 = 11 s.
+  std::chrono::seconds keepalives_idle{5};
+  std::chrono::seconds keepalives_interval{2};
+  int keepalives_count = 3;
+  // TCP_USER_TIMEOUT: data we sent that stays unacknowledged this long kills the connection (a partition
+  // while a query is in flight). 10 s: the same order as the keepalive bound; it does not limit how long
+  // the server may take to answer, only how long the network may stay silent.
+  std::chrono::milliseconds tcp_user_timeout{10000};
+};
+
 // Owns a PGconn. Not copyable, not thread-safe: one thread uses a connection at a time.
 class PgConn {
  public:
-  // Connects to `url` (a libpq URI or key=value string). connect_timeout is rounded up to whole seconds
-  // (libpq's granularity). statement_timeout bounds every statement on the server side.
+  // Connects to `url` (a libpq URI or key=value string) with the bounds of `session` (which override any
+  // the URL gives). kUnavailable if the server cannot be reached or does not answer within
+  // connect_timeout.
+  static Result<std::unique_ptr<PgConn>> Connect(const std::string& url, std::string_view application_name,
+                                                 const PgSessionOptions& session);
+  // The same with the default session bounds, apart from these two.
   static Result<std::unique_ptr<PgConn>> Connect(const std::string& url, std::string_view application_name,
                                                  std::chrono::seconds connect_timeout = std::chrono::seconds(2),
                                                  std::chrono::milliseconds statement_timeout =
@@ -116,7 +147,7 @@ class Transaction {
 // a connection that turned unhealthy is closed on release and reopened on the next Acquire.
 class PgPool {
  public:
-  PgPool(std::string url, std::string application_name, int size);
+  PgPool(std::string url, std::string application_name, int size, PgSessionOptions session = {});
   ~PgPool();
 
   class Lease {
@@ -141,6 +172,7 @@ class PgPool {
 
   const std::string url_;
   const std::string app_;
+  const PgSessionOptions session_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<PgConn>> idle_;  // protected by mu_
