@@ -5,6 +5,7 @@
 --   kInboxSql     INSERT INTO inbox ... ON CONFLICT (message_id) DO NOTHING
 --   kPostSql      INSERT INTO ledger_entries ... two rows (debit customer, credit merchant)
 --   kBalanceSql   the balance upsert, once per account in sorted order: customer:<acct> then merchant:<tenant>
+--   kClearAttemptsSql  DELETE FROM delivery_attempts for the batch's message ids (an index probe, normally empty)
 --   COMMIT
 -- The consumer puts up to 50 events (--batch) in one transaction and upserts each account once per batch;
 -- this script is one event per transaction, the unbatched baseline the issue asks for.
@@ -25,4 +26,5 @@ INSERT INTO account_balances (tenant, account_id, currency, balance) VALUES ('te
 ON CONFLICT (tenant, account_id, currency) DO UPDATE SET balance = account_balances.balance + EXCLUDED.balance;
 INSERT INTO account_balances (tenant, account_id, currency, balance) VALUES ('tenant_a', E'merchant\x3atenant_a', 'EUR', 2500::bigint)
 ON CONFLICT (tenant, account_id, currency) DO UPDATE SET balance = account_balances.balance + EXCLUDED.balance;
+DELETE FROM delivery_attempts WHERE message_id = ANY(ARRAY[md5(:k::text)::uuid]);
 COMMIT;

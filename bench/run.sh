@@ -103,7 +103,7 @@ PG_BASE=${PAYPATH_PG_URL%/*}
 # The api, relay and consumer under test get their settings from flags, except the secrets (Redis and AMQP
 # URLs, API keys), which they read from the environment so that no password shows on a command line (ps).
 # Nothing else in the environment may override the flags, and no failpoint may be armed.
-unset PAYPATH_FAILPOINTS PAYPATH_LISTEN PAYPATH_METRICS_LISTEN
+unset PAYPATH_FAILPOINTS PAYPATH_LISTEN PAYPATH_METRICS_LISTEN PAYPATH_LEDGER_PG_URL
 # redis-cli as Redis' admin (scan, del, info): the password goes through REDISCLI_AUTH, not argv.
 REDIS_ADMIN=${PAYPATH_REDIS_ADMIN_URL#redis://*:}
 REDIS_ADMIN_PW=${REDIS_ADMIN%%@*}
@@ -161,6 +161,23 @@ create_db() {
     DBS+=("$1")
     psql -X -q -v ON_ERROR_STOP=1 "$PG_ADMIN_URL" -c "CREATE DATABASE \"$1\"" >/dev/null
     "$PAYPATH" migrate --pg-url "$PG_BASE/$1" >"$TMP/migrate-$1.log" 2>&1 || die "migrate $1 failed"
+}
+# A ledger database (the consumer's own): created empty; the consumer applies its schema at start.
+create_ledger_db() {
+    DBS+=("$1")
+    psql -X -q -v ON_ERROR_STOP=1 "$PG_ADMIN_URL" -c "CREATE DATABASE \"$1\"" >/dev/null
+}
+# copy_ledger_side LEDGER_DB API_DB: the ledger's debit postings and inbox rows as tables in the api's
+# database (bench_debits, bench_inbox), so one query can join them with charges and outbox.
+copy_ledger_side() {
+    sql "$2" "DROP TABLE IF EXISTS bench_debits, bench_inbox;
+              CREATE TABLE bench_debits (charge_id text, created_at timestamptz);
+              CREATE TABLE bench_inbox (charge_id text, received_at timestamptz)" >/dev/null || return 1
+    psql -X -q -v ON_ERROR_STOP=1 "$PG_BASE/$1" \
+        -c "COPY (SELECT charge_id, created_at FROM ledger_entries WHERE direction = 'debit') TO STDOUT" \
+        | psql -X -q -v ON_ERROR_STOP=1 "$PG_BASE/$2" -c "COPY bench_debits FROM STDIN" || return 1
+    psql -X -q -v ON_ERROR_STOP=1 "$PG_BASE/$1" -c "COPY (SELECT charge_id, received_at FROM inbox) TO STDOUT" \
+        | psql -X -q -v ON_ERROR_STOP=1 "$PG_BASE/$2" -c "COPY bench_inbox FROM STDIN" || return 1
 }
 # start NAME CMD...: runs CMD in the background, logging to $TMP/NAME.log; sets PID_NAME.
 start() {
@@ -435,18 +452,21 @@ stop api
 # 3 + 4. Relay and consumer. Each attempt uses a fresh database and queue, so an interrupted attempt
 # leaves nothing behind for the next.
 m_relay_consumer() {
-    local attempt=$1 db=${DB_MQ}_$1 q=${Q_RELAY}_$1 qp=${Q_PLAIN}_$1 deadline left done_n line t0 depth
+    local attempt=$1 db=${DB_MQ}_$1 ldb=${DB_MQ}_$1_ledger q=${Q_RELAY}_$1 qp=${Q_PLAIN}_$1 deadline left done_n line t0 depth
     create_db "$db"
+    create_ledger_db "$ldb"
     QUEUES+=("$q" "$qp")
     log "relay: seeding $BACKLOG outbox rows"
-    # Rows shaped like the api's (outbox::Append with api::ChargePayload): one tenant, 1,000 customer accounts.
+    # Rows shaped like the api's (outbox::Append with the payload of events::EncodePayload, version 1): one
+    # tenant, 1,000 customer accounts.
     sql "$db" "
       INSERT INTO outbox (message_id, tenant, aggregate_id, event_type, payload)
-      SELECT gen_random_uuid(), 'tenant_a', 'ch_seed_' || i, 'charge.succeeded',
-             jsonb_build_object('charge_id', 'ch_seed_' || i, 'tenant', 'tenant_a', 'account_id', 'acct_' || (i % 1000),
+      SELECT m, 'tenant_a', 'ch_seed_' || i, 'charge.succeeded',
+             jsonb_build_object('type', 'charge.succeeded', 'version', 1, 'message_id', m,
+                                'charge_id', 'ch_seed_' || i, 'tenant', 'tenant_a', 'account_id', 'acct_' || (i % 1000),
                                 'amount', 2500, 'currency', 'EUR',
                                 'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))
-      FROM generate_series(1, $BACKLOG) AS i" >/dev/null || return 1
+      FROM (SELECT gen_random_uuid() AS m, i FROM generate_series(1, $BACKLOG) AS i) s" >/dev/null || return 1
     sql "$db" "VACUUM ANALYZE outbox" >/dev/null || return 1
 
     log "relay: plain publisher-confirms loop ($BACKLOG messages, window $RELAY_WINDOW)"
@@ -471,17 +491,18 @@ m_relay_consumer() {
     ((depth >= BACKLOG)) || { log "queue $q holds $depth messages, expected $BACKLOG"; return 1; }
     log "consumer: draining $depth queued events"
     t0=$(date +%s.%N)
-    start consumer "$PAYPATH" consumer --pg-url "$PG_BASE/$db" --queue "$q" \
+    start consumer "$PAYPATH" consumer --ledger-pg-url "$PG_BASE/$ldb" --queue "$q" \
         --metrics-listen 127.0.0.1:0
-    wait_drained consumer "$db" "SELECT count(*) FROM inbox" || return 1
+    wait_drained consumer "$ldb" "SELECT count(*) FROM inbox" || return 1
     CONS_WALL=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-    CONS_RATE=$(batch_span_rate "$db" inbox received_at)
-    CONS_BATCH=$(sql "$db" "SELECT round(avg(n), 1) FROM (SELECT count(*) AS n FROM inbox GROUP BY received_at) s")
+    CONS_RATE=$(batch_span_rate "$ldb" inbox received_at)
+    CONS_BATCH=$(sql "$ldb" "SELECT round(avg(n), 1) FROM (SELECT count(*) AS n FROM inbox GROUP BY received_at) s")
     RSS_CONSUMER=$(hwm_mib consumer)
     stop consumer
     "$PAYPATH" broker delete --queue "$q" >/dev/null 2>&1 || true
     (($(worker_trouble "$TMP/consumer.log") == 0)) || { log "the consumer lost a server during the drain"; return 1; }
     MQ_DB=$db
+    MQ_LEDGER_DB=$ldb
 }
 MQ_ATTEMPT=0
 m_relay_consumer_next() { MQ_ATTEMPT=$((MQ_ATTEMPT + 1)); m_relay_consumer "$MQ_ATTEMPT"; }
@@ -490,7 +511,7 @@ measure "relay and consumer" m_relay_consumer_next
 m_consumer_pgbench() {
     local r
     checkpoint
-    r=$(pgbench_run "consumer_c$1" "$MQ_DB" consumer_apply.sql "$1") || return 1
+    r=$(pgbench_run "consumer_c$1" "$MQ_LEDGER_DB" consumer_apply.sql "$1") || return 1
     printf -v "CONS_PGB$1" '%s' "$r"
 }
 log "consumer: pgbench with the apply SQL, 1 client (the consumer's one connection)"
@@ -525,15 +546,16 @@ RELAY_SERIAL=$(awk -v a="$RELAY_SQL_RATE" -v b="$PLAIN_RATE" 'BEGIN { if (a > 0 
 m_e2e() {
     # The relay's --rate is twice the offered load, so the token bucket is not what is measured (the
     # shipped default, 500/s, is below 1,000 charges/s and would cap it; results.md says so).
-    local attempt=$1 rate=$2 relay_rate=$(($2 * 2)) db=${DB_E2E}_$1 q=${Q_E2E}_$1 cons_mport charges applied deadline
-    local snap0 snap1 api0 relay0 cons0
+    local attempt=$1 rate=$2 relay_rate=$(($2 * 2)) db=${DB_E2E}_$1 ldb=${DB_E2E}_$1_ledger q=${Q_E2E}_$1 cons_mport
+    local charges applied deadline snap0 snap1 api0 relay0 cons0
     create_db "$db"
+    create_ledger_db "$ldb"
     QUEUES+=("$q")
     "$PAYPATH" broker declare --queue "$q" >/dev/null || return 1
     start_api e2e_api "$db"
     start e2e_relay "$PAYPATH" relay --pg-url "$PG_BASE/$db" --queue "$q" \
         --rate "$relay_rate" --burst "$relay_rate" --metrics-listen 127.0.0.1:0
-    start e2e_consumer "$PAYPATH" consumer --pg-url "$PG_BASE/$db" --queue "$q" \
+    start e2e_consumer "$PAYPATH" consumer --ledger-pg-url "$PG_BASE/$ldb" --queue "$q" \
         --metrics-listen 127.0.0.1:0
     wait_port e2e_relay metrics_listening >/dev/null
     cons_mport=$(wait_port e2e_consumer metrics_listening)
@@ -556,18 +578,20 @@ m_e2e() {
     charges=$(sql "$db" "SELECT count(*) FROM charges")
     deadline=$((SECONDS + 60))
     while :; do
-        applied=$(sql "$db" "SELECT count(*) FROM inbox") || break
+        applied=$(sql "$ldb" "SELECT count(*) FROM inbox") || break
         ((applied >= charges)) && break
         ((SECONDS < deadline)) || { log "end to end: $applied of $charges charges applied 60 s after the load stopped"; break; }
         sleep 0.2
     done
+    # The ledger's side, copied next to the charges so the two can be joined.
+    copy_ledger_side "$ldb" "$db" || return 1
     # Commit-to-apply from the database: charges.created_at (the api's clock just before its COMMIT) to the
     # debit posting's created_at (the consumer transaction's start). The first second is warm-up.
     read -r E2E_DB_P50 E2E_DB_P99 E2E_DB_MAX E2E_DB_N < <(sql "$db" "
       SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY d)::numeric, 1),
              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY d)::numeric, 1), round(max(d)::numeric, 1), count(*)
       FROM (SELECT extract(epoch FROM l.created_at - c.created_at) * 1000 AS d
-            FROM charges c JOIN ledger_entries l ON l.charge_id = c.id AND l.direction = 'debit'
+            FROM charges c JOIN bench_debits l ON l.charge_id = c.id
             WHERE c.created_at >= (SELECT min(created_at) FROM charges) + interval '1 second') s" | tr '|' ' ')
     # Where the time goes, per charge: api transaction start -> relay claim (outbox.created_at is the api
     # transaction's start, published_at the relay transaction's start: the api's commit plus the relay's
@@ -580,7 +604,7 @@ m_e2e() {
              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY b)::numeric, 1)
       FROM (SELECT extract(epoch FROM o.published_at - o.created_at) * 1000 AS r,
                    extract(epoch FROM i.received_at - o.published_at) * 1000 AS b
-            FROM outbox o JOIN inbox i ON i.charge_id = o.aggregate_id
+            FROM outbox o JOIN bench_inbox i ON i.charge_id = o.aggregate_id
             WHERE o.created_at >= (SELECT min(created_at) FROM outbox) + interval '1 second') s" | tr '|' ' ')
     # The consumer's own histogram (charge created_at to after the ledger COMMIT), all charges, interpolated.
     curl -fsS --max-time 5 "http://127.0.0.1:$cons_mport/metrics" >"$TMP/e2e_consumer.metrics" || true

@@ -89,42 +89,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (id) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_published_idx ON outbox (published_at) WHERE published_at IS NOT NULL;
 
--- Consumer inbox: one row per applied message id, inserted in the same transaction as the effect.
--- The primary key is what makes a redelivered or republished message a no-op.
-CREATE TABLE IF NOT EXISTS inbox (
-  message_id  uuid        PRIMARY KEY,
-  charge_id   text        NOT NULL,
-  received_at timestamptz NOT NULL DEFAULT now()
-);
--- The audit joins inbox rows to their charge's postings.
-CREATE INDEX IF NOT EXISTS inbox_charge_idx ON inbox (charge_id);
-
--- Double-entry postings: each charge debits the customer's account and credits the tenant's merchant
--- account by the same amount. UNIQUE (charge_id, direction) makes a second posting impossible.
-CREATE TABLE IF NOT EXISTS ledger_entries (
-  id         bigserial   PRIMARY KEY,
-  charge_id  text        NOT NULL,
-  tenant     text        NOT NULL,
-  account_id text        NOT NULL,
-  direction  text        NOT NULL CHECK (direction IN ('debit', 'credit')),
-  amount     bigint      NOT NULL CHECK (amount > 0),
-  currency   text        NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-  created_at timestamptz NOT NULL DEFAULT now(),
-  -- The inbox message whose transaction wrote this posting (forensics: which delivery applied the effect).
-  message_id uuid,
-  UNIQUE (charge_id, direction)
-);
-ALTER TABLE ledger_entries ADD COLUMN IF NOT EXISTS message_id uuid;
--- The audit recomputes balances per account from the postings.
-CREATE INDEX IF NOT EXISTS ledger_entries_account_idx ON ledger_entries (tenant, account_id, currency);
-
--- Per-account balances, kept in the posting transaction: credits minus debits, in minor units.
-CREATE TABLE IF NOT EXISTS account_balances (
-  tenant     text   NOT NULL,
-  account_id text   NOT NULL,
-  currency   text   NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-  balance    bigint NOT NULL,
-  PRIMARY KEY (tenant, account_id, currency)
-);
+-- The ledger's tables (inbox, ledger_entries, account_balances) live in the ledger's own database:
+-- sql/ledger_schema.sql.
 
 INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT DO NOTHING;

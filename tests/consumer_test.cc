@@ -2,6 +2,9 @@
 // and the dlq tools.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "ledger_fixture.h"
 
 namespace paypath::testing {
@@ -17,10 +20,9 @@ class ConsumerTest : public ::testing::Test {
     EXPECT_TRUE(c.ok()) << c.error().ToString();
     return std::move(c.value());
   }
-  void Relay(int delivery_limit = amqp::kDefaultDeliveryLimit) {
+  void Relay() {
     metrics::Registry reg;
     auto o = fx_->RelayOpts(reg);
-    o.topology.delivery_limit = delivery_limit;
     outbox::Relay relay(o, SystemClock::Instance(), fx_->random());
     auto n = relay.RunOnce();
     ASSERT_TRUE(n.ok()) << n.error().ToString();
@@ -35,12 +37,12 @@ TEST_F(ConsumerTest, PostsDebitAndCreditAndMovesBalances) {
   metrics::Registry reg;
   ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
   ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return fx_->InboxRows() == 1; }));
-  EXPECT_EQ(fx_->Count("SELECT count(*) FROM ledger_entries WHERE direction = 'debit' AND account_id = "
-                       "'customer:acct_0' AND amount = 2500 AND currency = 'EUR'"), 1);
-  EXPECT_EQ(fx_->Count("SELECT count(*) FROM ledger_entries WHERE direction = 'credit' AND account_id = "
-                       "'merchant:tenant_a' AND amount = 2500"), 1);
-  EXPECT_EQ(fx_->Count("SELECT balance FROM account_balances WHERE account_id = 'customer:acct_0'"), -2500);
-  EXPECT_EQ(fx_->Count("SELECT balance FROM account_balances WHERE account_id = 'merchant:tenant_a'"), 2500);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM ledger_entries WHERE direction = 'debit' AND account_id = "
+                             "'customer:acct_0' AND amount = 2500 AND currency = 'EUR'"), 1);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM ledger_entries WHERE direction = 'credit' AND account_id = "
+                             "'merchant:tenant_a' AND amount = 2500"), 1);
+  EXPECT_EQ(fx_->LedgerCount("SELECT balance FROM account_balances WHERE account_id = 'customer:acct_0'"), -2500);
+  EXPECT_EQ(fx_->LedgerCount("SELECT balance FROM account_balances WHERE account_id = 'merchant:tenant_a'"), 2500);
   EXPECT_EQ(CounterValue(reg, "paypath_ledger_effects_applied_total"), 1);
   auto snap = reg.GetHistogram("paypath_ledger_apply_delay_seconds", "", {}).Read();
   EXPECT_EQ(snap.count, 1u);
@@ -68,10 +70,9 @@ TEST_F(ConsumerTest, RepublishedEventIsAckedWithoutSecondEffect) {
   EXPECT_EQ(fx_->Audit(&out), 0) << out;
 }
 
-TEST_F(ConsumerTest, PoisonIsDeadLetteredAfterDeliveryLimitAndDoesNotBlockOthers) {
+TEST_F(ConsumerTest, PoisonIsDeadLetteredOnItsFirstDeliveryAndDoesNotBlockOthers) {
   metrics::Registry reg;
   auto o = fx_->ConsumerOpts(reg);
-  o.topology.delivery_limit = 2;
   o.prefetch = 1;  // worst case for blocking: the poison message is all the consumer holds
   o.batch = 1;
   // Declare the topology with the test's delivery limit before anything is published.
@@ -81,42 +82,55 @@ TEST_F(ConsumerTest, PoisonIsDeadLetteredAfterDeliveryLimitAndDoesNotBlockOthers
   amqp::Message poison;
   poison.message_id = "11111111-2222-4333-8444-555555555555";
   poison.type = "charge.succeeded";
+  poison.headers = {{"tenant", "tenant_a"}, {"charge_id", "ch_x"}};
   poison.body = "{this is not json";
   ASSERT_TRUE(broker->Publish(amqp::kExchange, fx_->queue(), poison).ok());
-  amqp::Message invalid = poison;  // parseable, but not a valid ledger event
-  invalid.message_id = "11111111-2222-4333-8444-666666666666";
-  invalid.body = R"({"charge_id":"ch_x","tenant":"tenant_a","account_id":"acct_1","amount":0,"currency":"USD",)"
-                 R"("created_at":"2026-11-28T04:00:00Z"})";
+  // Decodable, but outside the limits: amount 0.
+  events::ChargeEvent zero{"11111111-2222-4333-8444-666666666666", "ch_x", "tenant_a", "acct_1", 0, "USD",
+                           std::chrono::system_clock::now()};
+  amqp::Message invalid = events::EncodeMessage(
+      {1, zero.message_id, zero.tenant, zero.charge_id, events::kChargeSucceeded, events::EncodePayload(zero), 0});
   ASSERT_TRUE(broker->Publish(amqp::kExchange, fx_->queue(), invalid).ok());
   auto confirms = broker->WaitForConfirms(std::chrono::seconds(5));
   ASSERT_TRUE(confirms.ok());
   ASSERT_TRUE(confirms->failed.empty());
   fx_->Seed(5);
-  Relay(2);
+  Relay();
 
   ledger::Consumer consumer(o, SystemClock::Instance(), fx_->random());
   ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] {
     return fx_->InboxRows() == 5 && fx_->Depth(fx_->queue() + ".dlq") == 2;
   })) << "inbox " << fx_->InboxRows() << " dlq " << fx_->Depth(fx_->queue() + ".dlq");
   EXPECT_EQ(fx_->Postings(), 10);
-  EXPECT_EQ(CounterValue(reg, "paypath_dlq_messages_total"), 2);
-  // Delivered limit + 1 times each before dead-lettering.
-  EXPECT_EQ(CounterValue(reg, "paypath_consumer_poison_rejections_total"), 2 * (2 + 1));
+  EXPECT_EQ(reg.GetCounter("paypath_dlq_messages_total", "", {{"reason", "undecodable"}}).Value(), 1);
+  EXPECT_EQ(reg.GetCounter("paypath_dlq_messages_total", "", {{"reason", "invalid_field"}}).Value(), 1);
+  // Each rejected once, on its first delivery: no delivery limit is involved.
+  EXPECT_EQ(CounterValue(reg, "paypath_consumer_poison_rejections_total"), 2);
+  EXPECT_EQ(CounterValue(reg, "paypath_consumer_redeliveries_total"), 0);
   EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM dead_letters WHERE message_id = '" + poison.message_id +
+                             "' AND reason = 'undecodable'"), 1);
 
-  // The operator can see them...
+  // The operator can see them, with the consumer's reasons when given the ledger database...
   std::string out;
-  int st = RunShell(PaypathBinary() + " dlq list --queue " + fx_->queue() + " --delivery-limit 2",
+  int st = RunShell(PaypathBinary() + " dlq list --queue " + fx_->queue() + " --ledger-pg-url '" +
+                        fx_->ledger_url() + "'",
                     &out);
   EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find(poison.message_id), std::string::npos) << out;
   EXPECT_NE(out.find(invalid.message_id), std::string::npos) << out;
+  EXPECT_NE(out.find("undecodable"), std::string::npos) << out;
+  EXPECT_NE(out.find("invalid_field"), std::string::npos) << out;
   EXPECT_NE(out.find("2 message(s) shown"), std::string::npos) << out;
+  // ...and the broker's own word without it.
+  st = RunShell(PaypathBinary() + " dlq list --queue " + fx_->queue(), &out);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("rejected"), std::string::npos) << out;
   EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 2) << "listing must not consume";
   out.clear();
-  EXPECT_EQ(fx_->Audit(&out, "--delivery-limit 2"), 0) << out;
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
   EXPECT_NE(out.find("\"name\":\"dlq_depth\",\"status\":\"info\",\"value\":2"), std::string::npos) << out;
-  EXPECT_EQ(fx_->Audit(&out, "--delivery-limit 2 --max-dlq 0"), 1) << out;
+  EXPECT_EQ(fx_->Audit(&out, "--max-dlq 0"), 1) << out;
 }
 
 TEST_F(ConsumerTest, DlqReplayRedrivesAMessageThatNowApplies) {
@@ -150,7 +164,7 @@ TEST_F(ConsumerTest, DlqReplayRedrivesAMessageThatNowApplies) {
   metrics::Registry reg;
   ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
   ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return fx_->InboxRows() == 1; }));
-  EXPECT_EQ(fx_->Count("SELECT count(*) FROM inbox WHERE message_id = '" + seeded[0].message_id + "'"), 1);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM inbox WHERE message_id = '" + seeded[0].message_id + "'"), 1);
 
   // Replaying the rest, then replaying an already applied message again, never doubles an effect.
   st = RunShell(PaypathBinary() + " dlq replay --queue " + fx_->queue(), &out);
@@ -158,6 +172,123 @@ TEST_F(ConsumerTest, DlqReplayRedrivesAMessageThatNowApplies) {
   ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return fx_->InboxRows() == 2; }));
   EXPECT_EQ(fx_->Postings(), 4);
   EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
+// Forged events, each published straight to the queue (as anyone with publish rights could): the consumer
+// verifies the event before it posts, dead-letters each with its reason, and posts nothing for any of them.
+TEST_F(ConsumerTest, ForgedEventsAreDeadLetteredWithTheirReasonAndPostNothing) {
+  auto seeded = fx_->Seed(1);  // one genuine event, relayed as usual, must still apply
+  Relay();
+  auto broker = Broker();
+  ASSERT_TRUE(broker->EnableConfirms().ok());
+  // A well-formed event for a charge that does not exist; each case breaks one rule.
+  auto event = [&](const std::string& suffix) {
+    amqp::Message m;
+    m.message_id = "22222222-3333-4444-8555-0000000000" + suffix;
+    m.type = "charge.succeeded";
+    m.headers = {{"tenant", "tenant_a"}, {"charge_id", "ch_forged_" + suffix}, {"event_type", "charge.succeeded"}};
+    m.body = R"({"type":"charge.succeeded","version":1,"message_id":")" + m.message_id +
+             R"(","charge_id":"ch_forged_)" + suffix +
+             R"(","tenant":"tenant_a","account_id":"acct_1","amount":5000,"currency":"USD",)"
+             R"("created_at":"2026-11-28T04:00:00.000000Z"})";
+    return m;
+  };
+  std::map<std::string, amqp::Message> forged;
+  forged["tenant_header_missing"] = event("01");
+  forged["tenant_header_missing"].headers.erase("tenant");
+  forged["charge_id_header_mismatch"] = event("02");
+  forged["charge_id_header_mismatch"].headers["charge_id"] = "ch_someone_else";
+  forged["unknown_type"] = event("03");
+  forged["unknown_type"].type = "charge.refunded";
+  forged["unknown_type"].headers["event_type"] = "charge.refunded";
+  {
+    std::string& b = forged["unknown_type"].body;
+    b.replace(b.find("charge.succeeded"), 16, "charge.refunded");
+  }
+  forged["unknown_version"] = event("04");
+  {
+    std::string& b = forged["unknown_version"].body;
+    b.replace(b.find("\"version\":1"), 11, "\"version\":9");
+  }
+  forged["message_id_mismatch"] = event("05");
+  forged["message_id_mismatch"].message_id = "22222222-3333-4444-8555-999999999999";
+  for (const auto& [reason, m] : forged) ASSERT_TRUE(broker->Publish(amqp::kExchange, fx_->queue(), m).ok()) << reason;
+  auto confirms = broker->WaitForConfirms(std::chrono::seconds(5));
+  ASSERT_TRUE(confirms.ok() && confirms->failed.empty());
+
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  bool settled = LedgerFixture::StepUntil(consumer, [&] {
+    return fx_->InboxRows() >= 1 && fx_->Depth(fx_->queue()) == 0 &&
+           fx_->Depth(fx_->queue() + ".dlq") == static_cast<int64_t>(forged.size());
+  });
+  EXPECT_TRUE(settled) << "dlq " << fx_->Depth(fx_->queue() + ".dlq") << ", queue " << fx_->Depth(fx_->queue())
+                       << ", postings " << fx_->Postings();
+  EXPECT_EQ(fx_->Postings(), 2) << "a forged event moved money";
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM ledger_entries WHERE charge_id LIKE 'ch_forged_%'"), 0);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM inbox WHERE message_id = '" + seeded[0].message_id + "'"), 1);
+  for (const auto& [reason, m] : forged) {
+    EXPECT_EQ(reg.GetCounter("paypath_dlq_messages_total", "", {{"reason", reason}}).Value(), 1) << reason;
+    // The reason an operator finds by message_id (the DLQ itself only says "rejected").
+    EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM dead_letters WHERE message_id = '" + m.message_id +
+                               "' AND reason = '" + reason + "'"), 1) << reason;
+  }
+  // The DLQ holds exactly the forged messages.
+  std::set<std::string> in_dlq;
+  for (int i = 0; i < static_cast<int>(forged.size()); ++i) {
+    auto d = broker->Get(fx_->queue() + ".dlq");
+    ASSERT_TRUE(d.ok() && d->has_value());
+    in_dlq.insert((*d)->message.message_id);
+  }
+  for (const auto& [reason, m] : forged) EXPECT_EQ(in_dlq.count(m.message_id), 1u) << reason;
+}
+
+// The database refuses one posting as data (a CHECK violation, SQLSTATE class 23). Applying that message
+// alone finds it; it is dead-lettered at once (on its first delivery) and the rest of its batch applies.
+TEST_F(ConsumerTest, PostingRefusedAsDataIsDeadLetteredAloneWhileItsBatchApplies) {
+  ASSERT_EQ(QueryScalar(fx_->ledger_url(), "ALTER TABLE ledger_entries ADD CONSTRAINT test_refuse_acct "
+                                           "CHECK (account_id <> 'customer:acct_refused')"), "");
+  fx_->Seed(2);
+  auto refused = fx_->Seed(1, "tenant_a", 1234, "USD", "acct_refused");
+  fx_->Seed(2);
+  Relay();
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  bool settled = LedgerFixture::StepUntil(
+      consumer, [&] { return fx_->InboxRows() == 4 && fx_->Depth(fx_->queue() + ".dlq") == 1; });
+  (void)QueryScalar(fx_->ledger_url(), "ALTER TABLE ledger_entries DROP CONSTRAINT test_refuse_acct");
+  ASSERT_TRUE(settled) << "inbox " << fx_->InboxRows() << " dlq " << fx_->Depth(fx_->queue() + ".dlq");
+  EXPECT_EQ(fx_->Postings(), 8);
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0);
+  EXPECT_EQ(reg.GetCounter("paypath_dlq_messages_total", "", {{"reason", "posting_refused"}}).Value(), 1);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM dead_letters WHERE message_id = '" + refused[0].message_id +
+                             "' AND reason = 'posting_refused' AND detail LIKE '%23514%'"), 1);
+  auto broker = Broker();
+  auto d = broker->Get(fx_->queue() + ".dlq");
+  ASSERT_TRUE(d.ok() && d->has_value());
+  EXPECT_EQ((*d)->message.message_id, refused[0].message_id);
+  // Rejected by the consumer on its first delivery, not dropped by a broker delivery limit after retries.
+  EXPECT_EQ((*d)->message.headers["x-first-death-reason"], "rejected");
+}
+
+// The ledger itself is inconsistent for one charge (half of its posting pair exists already): the consumer
+// refuses to add the other half. That is not the message's fault, so it is held and retried, never
+// dead-lettered, and the messages of its batch are still applied.
+TEST_F(ConsumerTest, AMessageTheLedgerRefusesAsInconsistentIsHeldWithoutStallingTheOthers) {
+  auto seeded = fx_->Seed(4);
+  ASSERT_EQ(QueryScalar(fx_->ledger_url(),
+                        "INSERT INTO ledger_entries (charge_id, tenant, account_id, direction, amount, currency, "
+                        "message_id) VALUES ('" + seeded[0].charge_id + "', 'tenant_a', 'customer:acct_0', 'debit', "
+                        "1234, 'USD', gen_random_uuid())"), "");
+  Relay();
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  ASSERT_TRUE(LedgerFixture::StepUntil(consumer, [&] { return fx_->InboxRows() == 3; })) << fx_->InboxRows();
+  (void)consumer.RunOnce();  // and again: still held, still nothing else
+  EXPECT_EQ(consumer.held(), 1u);
+  EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM inbox WHERE message_id = '" + seeded[0].message_id + "'"), 0);
+  EXPECT_EQ(fx_->Postings(), 3 * 2 + 1);
 }
 
 }  // namespace

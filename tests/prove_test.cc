@@ -38,7 +38,8 @@ TEST(ProveRun, TwoHundredOperationsWithEveryFaultAreAppliedExactlyOnce) {
   std::string db = testing::PgUrl();
   db = db.substr(0, db.rfind('/') + 1) + "paypath_prove_test";
   EXPECT_EQ(testing::QueryScalar(db, "SELECT count(*) FROM charges"), "203");
-  EXPECT_EQ(testing::QueryScalar(db, "SELECT count(*) FROM (SELECT charge_id FROM ledger_entries GROUP BY charge_id "
+  // The postings are in the run's ledger database.
+  EXPECT_EQ(testing::QueryScalar(db + "_ledger", "SELECT count(*) FROM (SELECT charge_id FROM ledger_entries GROUP BY charge_id "
                                      "HAVING count(*) FILTER (WHERE direction='debit') = 1 AND "
                                      "count(*) FILTER (WHERE direction='credit') = 1) x"),
             "203");

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "ledger/schema.h"
 #include "store/pg.h"
 #include "store/schema.h"
 
@@ -55,6 +56,28 @@ std::string FreshDatabase(const std::string& name) {
   auto db = store::PgConn::Connect(url, "paypath-test");
   if (!db.ok() || !store::Migrate(*db.value()).ok()) {
     std::cerr << "cannot migrate " << name << "\n";
+    std::abort();
+  }
+  return url;
+}
+
+std::string FreshLedgerDatabase(const std::string& name) {
+  std::string admin = PgUrl();
+  auto conn = store::PgConn::Connect(admin, "paypath-test");
+  if (!conn.ok()) {
+    std::cerr << "cannot reach PostgreSQL at PAYPATH_PG_URL: " << conn.error().ToString() << "\n";
+    std::abort();
+  }
+  (void)conn.value()->ExecSimple("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  auto created = conn.value()->ExecSimple("CREATE DATABASE " + name);
+  if (!created.ok()) {
+    std::cerr << "CREATE DATABASE " << name << ": " << created.error().ToString() << "\n";
+    std::abort();
+  }
+  std::string url = admin.substr(0, admin.rfind('/') + 1) + name;
+  Status migrated = ledger::MigrateDatabase(url);
+  if (!migrated.ok()) {
+    std::cerr << "cannot migrate ledger database " << name << ": " << migrated.error().ToString() << "\n";
     std::abort();
   }
   return url;

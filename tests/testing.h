@@ -27,6 +27,9 @@ std::string PaypathBinary();  // the built paypath executable
 // Each suite uses its own database so suites can run in parallel.
 std::string FreshDatabase(const std::string& name);
 
+// The same for a ledger database: drops and re-creates `name`, applies sql/ledger_schema.sql, returns its URL.
+std::string FreshLedgerDatabase(const std::string& name);
+
 // Polls cond every `poll` until it returns true or `deadline` passes; returns the last result.
 bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline,
                std::chrono::milliseconds poll = std::chrono::milliseconds(20));

@@ -9,6 +9,7 @@
 #include "common/failpoints.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "events/charge_event.h"
 #include "outbox/outbox.h"
 
 namespace paypath::api {
@@ -109,27 +110,11 @@ void SetKeyHeaders(HttpResponse& r, const std::string& charge_id, int64_t expire
                 FormatHttpDate(std::chrono::system_clock::time_point(std::chrono::milliseconds(expires_unix_ms))));
 }
 
-std::string ChargePayload(const store::ChargeRow& ch) {
-  // created_at in UTC with microseconds: the consumer measures commit-to-apply delay from it.
-  auto us = ch.created_unix_us;
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char ts[48];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(us % 1000000));
-  std::string p = "{\"charge_id\":";
-  log::AppendJsonString(p, ch.id);
-  p += ",\"tenant\":";
-  log::AppendJsonString(p, ch.tenant);
-  p += ",\"account_id\":";
-  log::AppendJsonString(p, ch.account_id);
-  p += ",\"amount\":" + std::to_string(ch.amount) + ",\"currency\":";
-  log::AppendJsonString(p, ch.currency);
-  p += ",\"created_at\":";
-  log::AppendJsonString(p, ts);
-  p += "}";
-  return p;
+std::string ChargePayload(const store::ChargeRow& ch, const std::string& message_id) {
+  // The event contract lives in events/charge_event.h; created_at carries microseconds, from which the
+  // consumer measures commit-to-apply delay.
+  return events::EncodePayload({message_id, ch.id, ch.tenant, ch.account_id, ch.amount, ch.currency,
+                                std::chrono::system_clock::time_point(std::chrono::microseconds(ch.created_unix_us))});
 }
 
 }  // namespace
@@ -319,7 +304,7 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
 
   auto done = store_.Complete(owner, row, 201, body, options_.retention, [&](store::PgConn& conn) {
     if (failpoints::Hit("api.before_commit")) return Status(Error::Unavailable("injected failure before commit"));
-    return outbox::Append(conn, {message_id, row.tenant, row.id, outbox::kChargeSucceeded, ChargePayload(row)});
+    return outbox::Append(conn, {message_id, row.tenant, row.id, events::kChargeSucceeded, ChargePayload(row, message_id)});
   });
   if (!done.ok()) {
     const Error& e = done.error();

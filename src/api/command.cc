@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "http/server.h"
+#include "ledger/schema.h"
 #include "store/hot_tier.h"
 #include "store/idempotency_store.h"
 #include "store/instance_id.h"
@@ -310,6 +311,7 @@ void AddCommands(CLI::App& app) {
 
   struct MigrateFlags {
     std::string pg_url;
+    std::string ledger_pg_url;
     bool rotate = false;
   };
   auto mf = std::make_shared<MigrateFlags>();
@@ -318,9 +320,19 @@ void AddCommands(CLI::App& app) {
   mig->add_flag("--rotate-instance-id", mf->rotate,
                 "Give the database a new instance id (after a restore: the hot tier then never replays what the "
                 "restored database does not hold)");
+  mig->add_option("--ledger-pg-url", mf->ledger_pg_url,
+                  "The ledger's PostgreSQL URL: migrate it too (sql/ledger_schema.sql)")
+      ->envname("PAYPATH_LEDGER_PG_URL");
   mig->callback([mf] {
     log::SetComponent("migrate");
-    cli::SetExitCode(RunMigrate(mf->pg_url, mf->rotate));
+    int rc = RunMigrate(mf->pg_url, mf->rotate);
+    if (rc == 0 && !mf->ledger_pg_url.empty()) {
+      Status s = ledger::MigrateDatabase(mf->ledger_pg_url);
+      if (!s.ok()) log::Error("ledger_migrate_failed", {{"error", s.error().ToString()}});
+      else log::Info("ledger_migrated", {{"schema_version", 1}});
+      rc = s.ok() ? 0 : 1;
+    }
+    cli::SetExitCode(rc);
   });
 }
 

@@ -11,10 +11,6 @@ namespace paypath::api {
 namespace json = boost::json;
 namespace {
 
-bool IsAccountChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
 size_t Utf8Chars(std::string_view s) {
   size_t n = 0;
   for (unsigned char c : s)
@@ -166,7 +162,7 @@ std::variant<ChargeRequest, FieldError> ParseChargeRequest(std::string_view body
       if (!f.is_string()) return FieldError{"account_id", "account_id must be a string"};
       std::string_view s(f.get_string().data(), f.get_string().size());
       if (!IsValidUtf8(s)) return FieldError{"account_id", "account_id is not valid UTF-8"};
-      if (s.empty() || s.size() > 64 || !std::all_of(s.begin(), s.end(), IsAccountChar))
+      if (!limits::IsId(s))
         return FieldError{"account_id", "account_id must match [A-Za-z0-9_-]{1,64}"};
       req.account_id.assign(s);
       have_account = true;
@@ -181,14 +177,14 @@ std::variant<ChargeRequest, FieldError> ParseChargeRequest(std::string_view body
       } else {
         return FieldError{"amount", "amount must be an integer"};
       }
-      if (amount < 1) return FieldError{"amount", "amount must be at least 1"};
+      if (amount < limits::kMinAmount) return FieldError{"amount", "amount must be at least 1"};
       if (amount > kMaxAmount) return FieldError{"amount", "amount must be at most 100000000000"};
       req.amount = amount;
       have_amount = true;
     } else if (key == "currency") {
       if (!f.is_string()) return FieldError{"currency", "currency must be a string"};
       std::string_view s(f.get_string().data(), f.get_string().size());
-      if (s.size() != 3 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+      if (!limits::IsCurrency(s))
         return FieldError{"currency", "currency must be three upper-case letters (ISO 4217), e.g. USD"};
       req.currency.assign(s);
       have_currency = true;

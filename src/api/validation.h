@@ -8,15 +8,16 @@
 #include <string_view>
 #include <variant>
 
+#include "common/limits.h"
 #include "common/result.h"
 
 namespace paypath::api {
 
-// Limits from the public contract (docs/api.md).
+// Limits from the public contract (docs/api.md); those the ledger shares live in common/limits.h.
 inline constexpr size_t kMaxKeyLength = 255;
 inline constexpr size_t kMaxBodyBytes = 16 * 1024;
-inline constexpr int64_t kMaxAmount = 100000000000;  // 1e11 minor units: 1 billion in a 2-decimal currency
-inline constexpr size_t kMaxDescriptionChars = 500;
+inline constexpr int64_t kMaxAmount = limits::kMaxAmount;
+inline constexpr size_t kMaxDescriptionChars = limits::kMaxDescriptionChars;
 
 // Validates an Idempotency-Key header value and returns the key. Accepts 1..255 visible ASCII characters
 // (0x21-0x7E), or the same key in RFC 8941 sf-string form ("abc", with \" and \\ escapes), which means the

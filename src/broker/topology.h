@@ -6,8 +6,7 @@
 //   paypath.events   durable direct exchange the relay publishes every event to, routing key = queue name
 //   <queue>          durable quorum queue bound to paypath.events with routing key <queue>
 //                      x-queue-type=quorum
-//                      x-delivery-limit=<limit>         only when delivery_limit > 0 (an optional backstop:
-//                                                       3.10 counts every return towards it, crashes included)
+//                      x-delivery-limit=<limit>         only when delivery_limit > 0 (default: none, see below)
 //                      x-dead-letter-exchange=<queue>.dlx, x-dead-letter-routing-key=<queue>.dlq
 //                      x-dead-letter-strategy=at-least-once   the DLX hop uses publisher confirms internally...
 //                      x-overflow=reject-publish              ...which RabbitMQ requires this overflow mode for
@@ -30,13 +29,15 @@ namespace paypath::amqp {
 inline constexpr const char* kDefaultQueue = "paypath.ledger";
 // "paypath.events": the one exchange events are published to; the relay may write to nothing else.
 inline constexpr const char* kExchange = "paypath.events";
-// 5: enough redeliveries to ride out a consumer crash or two, few enough that a poison message stops
-// costing work within seconds.
-inline constexpr int kDefaultDeliveryLimit = 5;
+// 0: no x-delivery-limit. RabbitMQ 3.10 quorum queues count every return towards the limit, a closed
+// channel or a SIGKILLed consumer included, so a broker limit would dead-letter healthy messages after a few
+// consumer crashes. The consumer dead-letters poison itself (basic.reject, requeue=false) with a named
+// reason. A positive value is an optional backstop against a consumer that loops on a message forever.
+inline constexpr int kDefaultDeliveryLimit = 0;
 
 struct Topology {
   std::string queue = kDefaultQueue;
-  int delivery_limit = kDefaultDeliveryLimit;
+  int delivery_limit = kDefaultDeliveryLimit;  // 0: none; > 0: x-delivery-limit
 
   std::string exchange() const { return kExchange; }
   std::string dead_letter_exchange() const { return queue + ".dlx"; }

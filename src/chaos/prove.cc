@@ -31,6 +31,7 @@
 #include "common/random.h"
 #include "http/metrics_server.h"
 #include "ledger/audit.h"
+#include "ledger/schema.h"
 #include "store/idempotency_store.h"
 #include "store/pg.h"
 #include "store/schema.h"
@@ -327,6 +328,15 @@ int RunProve(const ProveOptions& o) {
       return 2;
     }
   }
+  // The ledger's own database, on the same server: a second fresh one, migrated with the ledger's schema.
+  auto ledger_db_url = FreshDatabase(o.pg_admin_url, o.prove_db + "_ledger");
+  Status ledger_migrated =
+      ledger_db_url.ok() ? ledger::MigrateDatabase(ledger_db_url.value()) : Status(ledger_db_url.error());
+  if (!ledger_migrated.ok()) {
+    log::Error("prove_setup", {{"error", ledger_migrated.error().ToString()}});
+    return 2;
+  }
+  e.ledger_db_url = ledger_db_url.value();
   // A fresh queue per run (not per seed): a crashed earlier run may have left messages in its queue. The
   // services may not declare (they only verify), so the admin does, as `paypath broker declare` would.
   e.queue = "paypath.prove." + SystemRandom::Instance().Hex128().substr(0, 8);
@@ -392,7 +402,7 @@ int RunProve(const ProveOptions& o) {
   const std::map<std::string, std::string> relay_env = {
       {"PAYPATH_PG_URL", e.db_url}, {"PAYPATH_RELAY_AMQP_URL", o.relay_amqp_url}};
   const std::map<std::string, std::string> consumer_env = {
-      {"PAYPATH_PG_URL", e.db_url}, {"PAYPATH_CONSUMER_AMQP_URL", o.consumer_amqp_url}};
+      {"PAYPATH_LEDGER_PG_URL", e.ledger_db_url}, {"PAYPATH_CONSUMER_AMQP_URL", o.consumer_amqp_url}};
   // The default run crashes the relay and the consumer once each; the named scenarios inject their own
   // fault (an api outage, a broker outage) and nothing else, so their figures show that fault alone.
   std::map<std::string, std::string> relay_faults = relay_env, consumer_faults = consumer_env;
@@ -417,7 +427,7 @@ int RunProve(const ProveOptions& o) {
                   "--metrics-listen", Hp(e.proxy_metrics_port)},
                  no_faults, no_faults, Hp(e.proxy_metrics_port), "/healthz", ""}) &&
       sup.Start(e.relay) &&
-      sup.Start({"consumer", {"consumer", "--queue", e.queue, "--metrics-listen", Hp(e.consumer_port)},
+      sup.Start({"consumer", {"consumer", "--no-migrate", "--queue", e.queue, "--metrics-listen", Hp(e.consumer_port)},
                  consumer_faults, consumer_env, Hp(e.consumer_port), "/healthz", ""});
   if (!started) {
     log::Error("prove_setup", {{"error", "a process did not become ready; see " + o.report_dir + "/logs"}});
@@ -428,6 +438,9 @@ int RunProve(const ProveOptions& o) {
   auto lease = pool.Acquire();
   if (!lease.ok()) return 2;
   store::PgConn& db = *lease.value();
+  auto ledger_conn = store::PgConn::Connect(e.ledger_db_url, "paypath-prove");
+  if (!ledger_conn.ok()) return 2;
+  store::PgConn& ledger_db = *ledger_conn.value();
 
   // The sampler: scrapes every process and samples the outbox and ledger every 250 ms for the report.
   ReportData report;
@@ -439,19 +452,20 @@ int RunProve(const ProveOptions& o) {
   auto t0 = clock.Now();
   std::thread sampler([&] {
     auto conn = store::PgConn::Connect(e.db_url, "paypath-prove-sampler");
+    auto ledger_sampler = store::PgConn::Connect(e.ledger_db_url, "paypath-prove-sampler");
     while (sampling.load()) {
       sup.Scrape();
-      if (conn.ok()) {
+      if (conn.ok() && ledger_sampler.ok()) {
         auto r = conn.value()->ExecSimple(
             "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
-            "COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0), "
-            "(SELECT count(*) FROM ledger_entries WHERE direction = 'debit')");
-        if (r.ok() && r->rows() == 1) {
+            "COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0)");
+        auto l = ledger_sampler.value()->ExecSimple("SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+        if (r.ok() && r->rows() == 1 && l.ok() && l->rows() == 1) {
           TimePoint p;
           p.t = std::chrono::duration<double>(clock.Now() - t0).count();
           p.outbox_backlog = r->GetDouble(0, 0);
           p.outbox_oldest_age_s = r->GetDouble(0, 1);
-          p.effects_total = r->GetDouble(0, 2);
+          p.effects_total = l->GetDouble(0, 0);
           std::lock_guard lock(timeline_mu);
           report.timeline.push_back(p);
         }
@@ -471,7 +485,7 @@ int RunProve(const ProveOptions& o) {
                                 transcript.value().get());
 
   int logical = 0, unanswered = 0, settled = 0, duplicates_n = 0;
-  RunContext ctx{o, e, sup, clock, rng, db, report, timeline_mu};
+  RunContext ctx{o, e, sup, clock, rng, db, ledger_db, report, timeline_mu};
   if (o.scenario == "outage") {
     logical = RunOutageScenario(ctx, t0);
   } else if (o.scenario == "backlog") {
@@ -569,7 +583,7 @@ int RunProve(const ProveOptions& o) {
   while (clock.Now() < deadline) {
     int64_t backlog = Scalar(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
     int64_t charges = Scalar(db, "SELECT count(*) FROM charges");
-    int64_t applied = Scalar(db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+    int64_t applied = Scalar(ledger_db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
     if (backlog == 0 && charges >= 0 && applied == charges) {
       quiet = true;
       break;
@@ -584,6 +598,7 @@ int RunProve(const ProveOptions& o) {
 
   ledger::AuditOptions ao;
   ao.pg_url = e.db_url;
+  ao.ledger_pg_url = e.ledger_db_url;
   ao.amqp_url = o.operator_amqp_url;
   ao.topology.queue = e.queue;
   ao.max_dlq = 0;
@@ -599,8 +614,8 @@ int RunProve(const ProveOptions& o) {
   };
   auto s = [](double v) { return std::to_string(static_cast<int64_t>(v)); };
   int64_t charges_db = Scalar(db, "SELECT count(*) FROM charges");
-  int64_t effects_db = Scalar(db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
-  int64_t inbox_db = Scalar(db, "SELECT count(*) FROM inbox");
+  int64_t effects_db = Scalar(ledger_db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+  int64_t inbox_db = Scalar(ledger_db, "SELECT count(*) FROM inbox");
   double charges_metric = metric(api_m, "paypath_charges_created_total");
   double eaten = metric(proxy_m, "paypath_proxy_responses_eaten_total");
   const std::string L = std::to_string(logical);
@@ -615,8 +630,9 @@ int RunProve(const ProveOptions& o) {
   v.push_back({"charges created", s(charges_metric), L, charges_metric == logical, "api /metrics paypath_charges_created_total"});
   v.push_back({"charges in PostgreSQL", std::to_string(charges_db), L, charges_db == logical, "SELECT count(*) FROM charges"});
   v.push_back({"ledger effects applied", std::to_string(effects_db), L, effects_db == logical,
-               "debit postings in ledger_entries"});
-  v.push_back({"inbox messages applied", std::to_string(inbox_db), L, inbox_db == logical, "SELECT count(*) FROM inbox"});
+               "debit postings in the ledger database's ledger_entries"});
+  v.push_back({"inbox messages applied", std::to_string(inbox_db), L, inbox_db == logical,
+               "SELECT count(*) FROM inbox (ledger database)"});
   v.push_back({"ledger effects (consumer /metrics)", s(metric(consumer_m, "paypath_ledger_effects_applied_total")),
                "", true, "sum over consumer processes; a SIGKILLed process loses its last unscraped increments"});
   v.push_back({"replays served", s(metric(api_m, "paypath_idempotency_requests_total{outcome=\"replayed\"}")), "", true,
@@ -672,7 +688,7 @@ int RunProve(const ProveOptions& o) {
   }
   report.notes.push_back("Exactness is judged from PostgreSQL (charges, postings, inbox) and the api's counter: the "
                          "api is never crashed in this run, so its counter is complete.");
-  report.notes.push_back("Run database: " + o.prove_db + "; queue: " + e.queue + "; seed: " + std::to_string(o.seed));
+  report.notes.push_back("Run databases: " + o.prove_db + " (api), " + o.prove_db + "_ledger (ledger); queue: " + e.queue + "; seed: " + std::to_string(o.seed));
 
   for (const char* name : {"api", "proxy", "relay", "consumer"}) {
     std::ofstream(o.report_dir + "/metrics/" + name + ".prom") << sup.LastScrapeText(name);

@@ -19,6 +19,7 @@ namespace paypath::chaos {
 struct Env {
   ProveOptions opt;
   std::string db_url;
+  std::string ledger_db_url;  // the ledger's own database: the consumer writes here
   std::string queue;
   std::string tenant;
   std::string api_key;
@@ -33,6 +34,7 @@ struct RunContext {
   Clock& clock;
   Random& rng;
   store::PgConn& db;
+  store::PgConn& ledger_db;
   ReportData& report;
   std::mutex& timeline_mu;  // guards report.timeline, which the sampler thread appends to
 };

@@ -242,7 +242,7 @@ Drain RunBacklogPhase(RunContext& c, const std::string& stack, std::chrono::stea
   auto deadline = c.clock.Now() + std::chrono::seconds(c.o.quiesce_timeout_s);
   while (c.clock.Now() < deadline) {
     if (Scalar(c.db, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0 &&
-        Scalar(c.db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'") ==
+        Scalar(c.ledger_db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'") ==
             Scalar(c.db, "SELECT count(*) FROM charges"))
       break;
     c.clock.SleepFor(std::chrono::milliseconds(100));

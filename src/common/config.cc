@@ -4,12 +4,10 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/limits.h"
+
 namespace paypath {
 namespace {
-
-bool IsTenantChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
 
 const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -33,9 +31,9 @@ Result<std::map<std::string, std::string>> ParseApiKeys(const std::string& spec)
     if (colon == std::string::npos || colon == 0 || colon + 1 == item.size())
       return Error::InvalidArgument("API key entry #" + std::to_string(out.size() + 1) + " is not key:tenant");
     std::string key = item.substr(0, colon), tenant = item.substr(colon + 1);
-    if (tenant.size() > 64) return Error::InvalidArgument("tenant '" + tenant + "' is longer than 64 characters");
-    for (char c : tenant)
-      if (!IsTenantChar(c)) return Error::InvalidArgument("tenant '" + tenant + "' must match [A-Za-z0-9_-]{1,64}");
+    if (tenant.size() > limits::kMaxIdLength)
+      return Error::InvalidArgument("tenant '" + tenant + "' is longer than 64 characters");
+    if (!limits::IsId(tenant)) return Error::InvalidArgument("tenant '" + tenant + "' must match [A-Za-z0-9_-]{1,64}");
     if (!out.emplace(key, tenant).second)
       return Error::InvalidArgument("an API key is listed twice (for tenant '" + tenant + "')");
   }

@@ -32,6 +32,9 @@ const char* ErrorCodeName(ErrorCode code);
 struct Error {
   ErrorCode code;
   std::string message;
+  // The PostgreSQL SQLSTATE the error came from ("25006", "23514", ...), empty when it did not come from
+  // PostgreSQL. For metrics and logs, and for telling a refusal of the data (class 22, 23) from trouble.
+  std::string sqlstate = {};
 
   static Error InvalidArgument(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
   static Error NotFound(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }

@@ -1,6 +1,10 @@
 #include "ledger/dlq.h"
 
 #include "common/log.h"
+#include "events/charge_event.h"
+#include "ledger/consumer.h"
+#include "ledger/postings.h"
+#include "store/pg.h"
 
 namespace paypath::ledger {
 namespace {
@@ -20,8 +24,8 @@ Result<std::vector<DeadLetter>> ListDeadLetters(amqp::Connection& conn, const am
     if (!d.ok()) return d.error();
     if (!d->has_value()) break;
     const amqp::Message& m = (*d)->message;
-    out.push_back({m.message_id, m.type, Header(m, "charge_id"), Header(m, "tenant"),
-                   Header(m, "x-first-death-reason"), m.body});
+    out.push_back({m.message_id, m.type, Header(m, events::kHeaderChargeId), Header(m, events::kHeaderTenant),
+                   Header(m, "x-first-death-reason"), "", m.body});
     tags.push_back((*d)->tag);
   }
   // Give them back: the DLQ has no delivery limit, so returning costs nothing but order.
@@ -30,6 +34,22 @@ Result<std::vector<DeadLetter>> ListDeadLetters(amqp::Connection& conn, const am
     if (!s.ok()) return s.error();
   }
   return out;
+}
+
+Status AnnotateReasons(const std::string& ledger_pg_url, std::vector<DeadLetter>& list) {
+  auto conn = store::PgConn::Connect(ledger_pg_url, "paypath-dlq");
+  if (!conn.ok()) return conn.error();
+  std::vector<std::string> ids;
+  for (const auto& d : list) ids.push_back(d.message_id);
+  auto reasons = DeadLetterReasons(*conn.value(), ids);
+  if (!reasons.ok()) return reasons.error();
+  for (auto& d : list) {
+    auto it = reasons->find(d.message_id);
+    if (it == reasons->end()) continue;
+    d.reason = it->second.first;
+    d.detail = it->second.second;
+  }
+  return OkStatus();
 }
 
 Result<int> ReplayDeadLetters(amqp::Connection& conn, amqp::Connection& publisher, const amqp::Topology& t,
@@ -69,6 +89,48 @@ Result<int> ReplayDeadLetters(amqp::Connection& conn, amqp::Connection& publishe
     if (!s.ok()) return s.error();
   }
   return replayed;
+}
+
+Status ParkMessage(amqp::Connection& conn, const amqp::Topology& t, const std::string& message_id, int limit,
+                   const std::string& ledger_pg_url) {
+  std::vector<uint64_t> others;
+  std::optional<amqp::Delivery> found;
+  // Every message taken is held until the end, so each is looked at once and the loop ends.
+  for (int i = 0; i < limit && !found; ++i) {
+    auto d = conn.Get(t.queue);
+    if (!d.ok()) return d.error();
+    if (!d->has_value()) break;
+    if ((*d)->message.message_id == message_id) {
+      found = std::move(**d);
+    } else {
+      others.push_back((*d)->tag);
+    }
+  }
+  Status s = OkStatus();
+  if (found) {
+    if (!ledger_pg_url.empty()) {
+      // Recorded first: a park whose reason is lost would look like a consumer rejection in `dlq list`.
+      auto pg = store::PgConn::Connect(ledger_pg_url, "paypath-dlq");
+      s = pg.ok() ? RecordDeadLetter(*pg.value(), {message_id, kParkedByOperator, "parked by hand (paypath dlq park)",
+                                                   Header(found->message, events::kHeaderChargeId),
+                                                   Header(found->message, events::kHeaderTenant),
+                                                   found->message.delivery_count})
+                  : Status(pg.error());
+    }
+    if (s.ok()) s = conn.Reject(found->tag, /*requeue=*/false);
+    if (s.ok())
+      log::Warn("message_parked", {{"message_id", message_id}, {"queue", t.queue},
+                                   {"delivery_count", found->message.delivery_count}});
+  }
+  for (uint64_t tag : others) {
+    Status r = conn.Reject(tag, /*requeue=*/true);
+    if (!r.ok()) return r;
+  }
+  if (!s.ok()) return s;
+  if (!found)
+    return Error::NotFound("message " + message_id + " is not among the first " + std::to_string(limit) +
+                           " ready messages of " + t.queue + " (stop the consumers holding it first)");
+  return OkStatus();
 }
 
 }  // namespace paypath::ledger

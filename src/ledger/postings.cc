@@ -1,6 +1,5 @@
 #include "ledger/postings.h"
 
-#include <map>
 #include <tuple>
 
 namespace paypath::ledger {
@@ -20,37 +19,118 @@ constexpr const char* kBalanceSql =
     "INSERT INTO account_balances (tenant, account_id, currency, balance) VALUES ($1, $2, $3, $4::bigint) "
     "ON CONFLICT (tenant, account_id, currency) DO UPDATE SET balance = account_balances.balance + EXCLUDED.balance";
 
+constexpr const char* kClearAttemptsSql = "DELETE FROM delivery_attempts WHERE message_id = ANY($1::uuid[])";
+
+constexpr const char* kAttemptCountsSql =
+    "SELECT message_id::text, attempts FROM delivery_attempts WHERE message_id = ANY($1::uuid[])";
+
+constexpr const char* kRecordAttemptSql =
+    "INSERT INTO delivery_attempts (message_id, charge_id, attempts) VALUES ($1::uuid, $2, 1) "
+    "ON CONFLICT (message_id) DO UPDATE SET attempts = delivery_attempts.attempts + 1, last_attempt_at = now() "
+    "RETURNING attempts";
+
+constexpr const char* kDeadLetterSql =
+    "INSERT INTO dead_letters (message_id, reason, detail, charge_id, tenant, delivery_count) "
+    "VALUES ($1, $2, $3, $4, $5, $6::bigint)";
+
+constexpr const char* kDeadLetterReasonsSql =
+    "SELECT DISTINCT ON (message_id) message_id, reason, detail FROM dead_letters "
+    "WHERE message_id = ANY($1::text[]) ORDER BY message_id, id DESC";
+
+// A PostgreSQL array literal of UUIDs or plain ids: callers pass only values that match those patterns
+// (events::Decode checked them) or text that is quoted here.
+std::string ArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ",";
+    out += "\"";
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += "\"";
+  }
+  return out + "}";
+}
+
+store::Param Nullable(const std::string& s) { return s.empty() ? store::Param() : store::Param(s); }
+
+// Dead-letter values come from messages that may be forged: bounded, so a huge header cannot bloat a row.
+std::string Bounded(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(0, n); }
+
 }  // namespace
 
-Result<std::vector<Outcome>> ApplyBatch(store::PgConn& conn, const std::vector<ChargeEvent>& events) {
+std::string DebitAccount(const events::ChargeEvent& e) { return "customer:" + e.account_id; }
+std::string CreditAccount(const events::ChargeEvent& e) { return "merchant:" + e.tenant; }
+
+Result<std::vector<Outcome>> ApplyBatch(store::PgConn& conn, const std::vector<const events::ChargeEvent*>& events) {
   std::vector<Outcome> out;
   out.reserve(events.size());
   std::map<std::tuple<std::string, std::string, std::string>, int64_t> deltas;  // sorted: lock order
-  for (const ChargeEvent& e : events) {
-    auto inbox = conn.Exec(kInboxSql, {e.message_id, e.charge_id});
+  for (const events::ChargeEvent* e : events) {
+    auto inbox = conn.Exec(kInboxSql, {e->message_id, e->charge_id});
     if (!inbox.ok()) return inbox.error();
     if (inbox->affected() == 0) {
       out.push_back(Outcome::kDuplicate);
       continue;
     }
-    std::string amount = std::to_string(e.amount);
-    auto post = conn.Exec(kPostSql, {e.charge_id, e.tenant, e.debit_account(), e.credit_account(), amount,
-                                     e.currency, e.message_id});
+    std::string amount = std::to_string(e->amount);
+    auto post = conn.Exec(kPostSql, {e->charge_id, e->tenant, DebitAccount(*e), CreditAccount(*e), amount,
+                                     e->currency, e->message_id});
     if (!post.ok()) return post.error();
     if (post->affected() == 0) {
       out.push_back(Outcome::kDuplicateCharge);
       continue;
     }
     if (post->affected() != 2)
-      return Error::Internal("charge " + e.charge_id + " had half a posting already; refusing to add the other half");
-    deltas[{e.tenant, e.debit_account(), e.currency}] -= e.amount;
-    deltas[{e.tenant, e.credit_account(), e.currency}] += e.amount;
+      return Error::Internal("charge " + e->charge_id + " had half a posting already; refusing to add the other half");
+    deltas[{e->tenant, DebitAccount(*e), e->currency}] -= e->amount;
+    deltas[{e->tenant, CreditAccount(*e), e->currency}] += e->amount;
     out.push_back(Outcome::kApplied);
   }
   for (const auto& [key, delta] : deltas) {
     auto r = conn.Exec(kBalanceSql, {std::get<0>(key), std::get<1>(key), std::get<2>(key), std::to_string(delta)});
     if (!r.ok()) return r.error();
   }
+  if (!events.empty()) {
+    std::vector<std::string> ids;
+    for (const events::ChargeEvent* e : events) ids.push_back(e->message_id);
+    auto r = conn.Exec(kClearAttemptsSql, {ArrayLiteral(ids)});
+    if (!r.ok()) return r.error();
+  }
+  return out;
+}
+
+Result<std::map<std::string, int>> AttemptCounts(store::PgConn& conn, const std::vector<std::string>& message_ids) {
+  std::map<std::string, int> out;
+  if (message_ids.empty()) return out;
+  auto r = conn.Exec(kAttemptCountsSql, {ArrayLiteral(message_ids)});
+  if (!r.ok()) return r.error();
+  for (int i = 0; i < r->rows(); ++i) out[r->GetString(i, 0)] = static_cast<int>(r->GetInt(i, 1));
+  return out;
+}
+
+Result<int> RecordAttempt(store::PgConn& conn, const events::ChargeEvent& e) {
+  auto r = conn.Exec(kRecordAttemptSql, {e.message_id, e.charge_id});
+  if (!r.ok()) return r.error();
+  return static_cast<int>(r->GetInt(0, 0));
+}
+
+Status RecordDeadLetter(store::PgConn& conn, const DeadLetterRecord& d) {
+  auto r = conn.Exec(kDeadLetterSql, {Bounded(d.message_id, 200), d.reason, Bounded(d.detail, 500),
+                                      Nullable(Bounded(d.charge_id, 200)), Nullable(Bounded(d.tenant, 200)),
+                                      std::to_string(d.delivery_count)});
+  if (!r.ok()) return r.error();
+  return OkStatus();
+}
+
+Result<std::map<std::string, std::pair<std::string, std::string>>> DeadLetterReasons(
+    store::PgConn& conn, const std::vector<std::string>& message_ids) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  if (message_ids.empty()) return out;
+  auto r = conn.Exec(kDeadLetterReasonsSql, {ArrayLiteral(message_ids)});
+  if (!r.ok()) return r.error();
+  for (int i = 0; i < r->rows(); ++i) out[r->GetString(i, 0)] = {r->GetString(i, 1), r->GetString(i, 2)};
   return out;
 }
 

@@ -10,7 +10,7 @@
 #include "common/random.h"
 #include "http/metrics_server.h"
 #include "outbox/relay.h"
-#include "outbox/worker.h"
+#include "common/worker.h"
 
 namespace paypath::outbox {
 
@@ -93,7 +93,8 @@ void AddCommands(CLI::App& app) {
       ->envname("PAYPATH_METRICS_LISTEN");
   relay->add_option("--queue", flags->queue, "Ledger queue name (dead letters go to <queue>.dlq)")
       ->capture_default_str();
-  relay->add_option("--delivery-limit", flags->delivery_limit, "Quorum-queue delivery limit before dead-lettering")
+  relay->add_option("--delivery-limit", flags->delivery_limit,
+                    "Optional quorum-queue delivery limit (0 = none), as the consumer declares it")
       ->capture_default_str();
   relay->add_option("--batch", flags->batch, "Rows per claim/publish/mark transaction")->capture_default_str();
   relay->add_option("--rate", flags->rate, "Token bucket: events per second")->capture_default_str();

@@ -5,12 +5,13 @@
 #include <string>
 
 #include "common/result.h"
+#include "events/charge_event.h"
 #include "store/pg.h"
 
 namespace paypath::outbox {
 
-// Event type of the only event paypath emits today.
-inline constexpr const char* kChargeSucceeded = "charge.succeeded";
+// Event type of the only event paypath emits today (its contract: events/charge_event.h).
+inline constexpr const char* kChargeSucceeded = events::kChargeSucceeded;
 
 struct Event {
   std::string message_id;    // UUID; the id consumers deduplicate on, stable across republishes

@@ -6,7 +6,8 @@
 
 #include "common/failpoints.h"
 #include "common/log.h"
-#include "outbox/worker.h"
+#include "common/worker.h"
+#include "events/charge_event.h"
 
 namespace paypath::outbox {
 namespace {
@@ -31,10 +32,6 @@ constexpr const char* kPurgeSql =
 constexpr const char* kBacklogSql =
     "SELECT count(*), COALESCE(extract(epoch FROM now() - min(created_at)), 0)::double precision "
     "FROM outbox WHERE published_at IS NULL";
-
-bool Fatal(const Error& e) {
-  return e.code == ErrorCode::kFailedPrecondition || e.code == ErrorCode::kInvalidArgument;
-}
 
 }  // namespace
 
@@ -117,15 +114,9 @@ Result<int> Relay::PublishBatch(int limit) {
   std::vector<std::pair<uint64_t, std::string>> tags;  // delivery tag -> outbox id
   tags.reserve(n);
   for (int i = 0; i < n; ++i) {
-    amqp::Message m;
-    m.message_id = rows->GetString(i, 1);
-    m.type = rows->GetString(i, 4);
-    m.body = rows->GetString(i, 5);
-    m.timestamp = rows->GetInt(i, 6);
-    m.headers = {{"outbox_id", rows->GetString(i, 0)},
-                 {"tenant", rows->GetString(i, 2)},
-                 {"charge_id", rows->GetString(i, 3)},
-                 {"event_type", m.type}};
+    amqp::Message m = events::EncodeMessage({rows->GetInt(i, 0), rows->GetString(i, 1), rows->GetString(i, 2),
+                                             rows->GetString(i, 3), rows->GetString(i, 4), rows->GetString(i, 5),
+                                             rows->GetInt(i, 6)});
     // Failpoint: this row's message goes out with a routing key no queue is bound for, as if its binding
     // had just been removed; the broker returns it and the row must stay unpublished.
     std::string key = opt_.topology.queue;
@@ -194,7 +185,6 @@ Status Relay::UpdateBacklogMetrics() {
 }
 
 Status Relay::Run(const std::atomic<bool>& stop) {
-  BackoffSequence backoff(random_, opt_.backoff_base, opt_.backoff_cap);
   auto next_purge = clock_.Now();
   auto next_stats = clock_.Now();
   // Wait for ~50 ms worth of tokens when rate limited, so the relay publishes in chunks of rate/20 instead
@@ -204,7 +194,7 @@ Status Relay::Run(const std::atomic<bool>& stop) {
                               {"rate", opt_.rate},
                               {"burst", opt_.burst},
                               {"batch", opt_.batch}});
-  while (!stop.load()) {
+  auto step = [&]() -> Result<Clock::Duration> {
     auto now = clock_.Now();
     if (now >= next_stats) {
       (void)UpdateBacklogMetrics();
@@ -218,38 +208,21 @@ Status Relay::Run(const std::atomic<bool>& stop) {
       next_purge = now + (more ? std::chrono::milliseconds(100) : opt_.purge_interval);
     }
     auto r = RunOnce();
-    if (!r.ok()) {
-      if (Fatal(r.error())) {
-        log::Error("relay_stopped", {{"error", r.error().ToString()}});
-        return r.error();
+    if (!r.ok()) return r.error();
+    // Nacked or returned rows stay unpublished: back off before trying them again.
+    if (nacked_ > 0) return Error::Unavailable("the broker refused " + std::to_string(nacked_) + " message(s)");
+    if (rate_limited_) return Clock::Duration(bucket_.TimeUntil(chunk));
+    if (!drained_) return Clock::Duration::zero();
+    if (mq_) {
+      Status ka = mq_->KeepAlive();
+      if (!ka.ok()) {
+        log::Warn("relay_broker_lost", {{"error", ka.error().ToString()}});
+        mq_.reset();
       }
-      auto delay = backoff.Next();
-      log::Warn("relay_batch_failed", {{"error", r.error().ToString()},
-                                       {"attempt", backoff.attempt()},
-                                       {"backoff_ms", static_cast<int64_t>(delay.count())}});
-      worker::SleepUnlessStopped(clock_, delay, stop);
-      continue;
     }
-    if (nacked_ > 0) {
-      worker::SleepUnlessStopped(clock_, backoff.Next(), stop);
-      continue;
-    }
-    backoff.Reset();
-    if (rate_limited_) {
-      worker::SleepUnlessStopped(clock_, bucket_.TimeUntil(chunk), stop);
-    } else if (drained_) {
-      if (mq_) {
-        Status ka = mq_->KeepAlive();
-        if (!ka.ok()) {
-          log::Warn("relay_broker_lost", {{"error", ka.error().ToString()}});
-          mq_.reset();
-        }
-      }
-      worker::SleepUnlessStopped(clock_, opt_.idle_poll, stop);
-    }
-  }
-  log::Info("relay_stopping", {});
-  return OkStatus();
+    return Clock::Duration(opt_.idle_poll);
+  };
+  return worker::RunLoop({"relay", opt_.backoff_base, opt_.backoff_cap}, clock_, random_, stop, step);
 }
 
 }  // namespace paypath::outbox

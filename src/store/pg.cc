@@ -152,10 +152,16 @@ Error PgConn::Classify(PGresult* r, bool in_commit) const {
     if (in_commit) return Error::OutcomeUnknown("connection lost during COMMIT: " + msg);
     return Error::Unavailable("postgres: " + msg);
   }
-  if (sqlstate == "40001" || sqlstate == "40P01") return Error::Aborted("postgres " + sqlstate + ": " + msg);
-  if (sqlstate == "23505") return Error::Conflict("postgres unique violation: " + msg);
-  if (sqlstate == "57014") return Error::Unavailable("postgres statement timeout: " + msg);
-  return Error::Internal("postgres " + sqlstate + ": " + msg);
+  Error e{ClassifySqlstate(sqlstate), "postgres " + sqlstate + ": " + msg};
+  e.sqlstate = sqlstate;
+  return e;
+}
+
+ErrorCode ClassifySqlstate(std::string_view s) {
+  if (s == "23505") return ErrorCode::kConflict;
+  if (s.starts_with("22") || s.starts_with("23")) return ErrorCode::kInvalidArgument;
+  if (s == "40001" || s == "40P01") return ErrorCode::kAborted;
+  return ErrorCode::kUnavailable;
 }
 
 Result<PgResult> PgConn::Exec(std::string_view sql, const Params& params) {

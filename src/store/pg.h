@@ -1,11 +1,9 @@
 // PostgreSQL access over libpq: an owned connection, owned results, a transaction guard and a pool.
 //
-// Errors map SQLSTATE classes onto ErrorCode (see common/result.h):
+// Errors map SQLSTATE classes onto ErrorCode (see common/result.h) and carry the SQLSTATE (Error::sqlstate):
 //   connection lost / refused, 08xxx, 57P01-57P03  -> kUnavailable  (retry the call later)
-//   40001 serialization failure, 40P01 deadlock   -> kAborted      (retry the whole transaction)
-//   23505 unique violation                        -> kConflict
 //   connection lost while COMMIT was in flight    -> kOutcomeUnknown (never retry blindly)
-//   anything else                                 -> kInternal
+//   on a healthy connection                       -> ClassifySqlstate below
 // "Lost while in flight" is told apart from "never sent": before each statement (and before COMMIT) the
 // connection is checked for input that arrived while it sat idle (the server's EOF, or the FATAL it sends
 // when it shuts down). A connection found dead there never carried the statement, so the error is a plain
@@ -140,6 +138,18 @@ class PgConn {
   bool reply_lost_ = false;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
 };
+
+// The retry class of a SQLSTATE raised on a healthy connection. Pure.
+//   23505                  -> kConflict         a unique key already exists
+//   other 22xxx and 23xxx  -> kInvalidArgument  the data is refused: the same data can never succeed
+//   40001, 40P01           -> kAborted          serialization failure, deadlock: retry the transaction
+//   everything else        -> kUnavailable      retry later: 25006 read-only (a standby, a failover, a full
+//                                               disk), 53xxx resources, 55xxx object state, 57xxx operator
+//                                               intervention (57014 statement timeout), 58xxx system, 08xxx,
+//                                               42xxx (e.g. a schema not migrated yet), unknown and empty codes
+// "Everything else" errs on the side of retrying: treating trouble as bad data would throw away a healthy
+// message or request; treating bad data as trouble only costs retries.
+ErrorCode ClassifySqlstate(std::string_view sqlstate);
 
 // A transaction guard: Begin() in Start(), ROLLBACK in the destructor unless Commit() succeeded.
 class Transaction {

@@ -17,6 +17,7 @@ require_env PAYPATH_PG_URL PAYPATH_RELAY_AMQP_URL PAYPATH_CONSUMER_AMQP_URL PAYP
 command -v promtool >/dev/null || fail "promtool not found"
 
 DB_URL=$(fresh_db pp_ops_metrics)
+LEDGER_URL=$(fresh_db pp_ops_metrics_ledger)  # the consumer's own database (it applies the ledger schema)
 # paypath.<name>: the only queues the consumer's broker user may read. Declared (and deleted at the end) as
 # the admin; the relay and consumer only verify it. Secrets (Redis and AMQP URLs) reach the processes
 # through the environment.
@@ -27,7 +28,7 @@ trap 'rc=$?; "$PAYPATH_BIN" broker delete --queue "$QUEUE" >/dev/null 2>&1; (exi
 
 start api "$PAYPATH_BIN" api --pg-url "$DB_URL" --listen 127.0.0.1:0 --no-migrate
 start relay "$PAYPATH_BIN" relay --pg-url "$DB_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
-start consumer "$PAYPATH_BIN" consumer --pg-url "$DB_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
+start consumer "$PAYPATH_BIN" consumer --ledger-pg-url "$LEDGER_URL" --queue "$QUEUE" --metrics-listen 127.0.0.1:0
 API_PORT=$(wait_port api api_listening)
 RELAY_PORT=$(wait_port relay metrics_listening)
 CONSUMER_PORT=$(wait_port consumer metrics_listening)
