@@ -149,7 +149,7 @@ TEST_F(BrokerPermissions, RelayAndConsumerStopOnAMissingQueueNamingIt) {
   EXPECT_NE(r.error().message.find("paypath broker declare"), std::string::npos) << r.error().ToString();
 
   ledger::ConsumerOptions co;
-  co.pg_url = ro.pg_url;
+  co.ledger_pg_url = FreshLedgerDatabase("paypath_broker_permissions_ledger");
   co.amqp.url = ConsumerAmqpUrl();
   co.topology.queue = missing;
   co.registry = &reg;
