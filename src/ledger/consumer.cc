@@ -98,8 +98,13 @@ Consumer::~Consumer() = default;
 Status Consumer::EnsureBroker() {
   if (mq_ && mq_->broken()) DropBroker();
   if (mq_) return OkStatus();
-  auto c = amqp::Connection::Open(opt_.amqp);
+  // Each reconnect starts at the node after the last one connected to (amqp::Settings::first_node); the
+  // deliveries the old connection held are redelivered by the broker and absorbed by the inbox.
+  amqp::Settings settings = opt_.amqp;
+  settings.first_node = next_node_;
+  auto c = amqp::Connection::Open(settings);
   if (!c.ok()) return c.error();
+  next_node_ = c.value()->node() + 1;
   amqp::Connection& conn = *c.value();
   // Verify only: the consumer may read its queue, nothing more (docs/design.md "Who may do what").
   Status s = amqp::VerifyTopology(conn, opt_.topology);
@@ -107,7 +112,9 @@ Status Consumer::EnsureBroker() {
   if (s.ok()) s = conn.Consume(opt_.topology.queue);
   if (!s.ok()) return s;
   mq_ = std::move(c.value());
-  log::Info("consumer_connected", {{"queue", opt_.topology.queue}, {"prefetch", static_cast<int>(opt_.prefetch)}});
+  log::Info("consumer_connected", {{"queue", opt_.topology.queue},
+                                   {"node", mq_->endpoint()},
+                                   {"prefetch", static_cast<int>(opt_.prefetch)}});
   return OkStatus();
 }
 

@@ -126,6 +126,7 @@ class Consumer {
   std::unique_ptr<store::PgConn> pg_;
   bool migrated_ = false;
   std::unique_ptr<amqp::Connection> mq_;
+  size_t next_node_ = 0;  // the AMQP node list entry the next connect tries first
   std::vector<amqp::Delivery> pending_;  // received, not yet settled; valid only while mq_ lives
   int64_t max_delivery_count_ = 0;
   std::chrono::steady_clock::time_point max_delivery_count_at_{};
