@@ -198,5 +198,63 @@ TEST_F(LeaderListsTest, TheApiRelayAndConsumerReconnectThroughATwoHostUrlWhenThe
   api.Wait(std::chrono::seconds(10));
 }
 
+// A listener that completes TCP handshakes (the kernel does) and never answers: a partitioned or hung
+// PostgreSQL host, as far as a connecting client can tell.
+class SilentHost {
+ public:
+  SilentHost() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 64);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentHost() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// The in-doubt resolver opens its connections with a deadline of about a second (PgPool::OpenFresh ->
+// PgConn::ConnectWithin). With a multi-host URL whose first host is silent (the old primary, partitioned
+// after a failover), libpq's asynchronous connect never moves on to the next host by itself (connect_timeout
+// does not apply under PQconnectPoll), so every settle attempt would spend its whole deadline on the dead
+// host and the key would stay outcome-unknown for as long as the partition lasts. Each host must get its
+// share of the deadline.
+TEST_F(LeaderListsTest, AConnectWithinADeadlineSkipsASilentFirstHost) {
+  SilentHost silent;
+  const int pg = PortOf(fx_->url());
+  const std::string url = MultiHost(fx_->url(), {silent.port(), pg});
+  auto start = std::chrono::steady_clock::now();
+  auto c = store::PgConn::ConnectWithin(url, "leader-lists-test", SystemClock::Instance(),
+                                        start + std::chrono::milliseconds(1500), std::chrono::milliseconds(5000));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  ASSERT_TRUE(c.ok()) << c.error().ToString() << " after " << took.count() << " ms";
+  EXPECT_LT(took.count(), 1600);
+  EXPECT_EQ(QueryScalar(url, "SELECT 1"), "1");  // the blocking connect (connect_timeout per host) as well
+  // Three hosts, the last the real one: still within the deadline.
+  SilentHost silent2;
+  const std::string three = MultiHost(fx_->url(), {silent.port(), silent2.port(), pg});
+  start = std::chrono::steady_clock::now();
+  auto c3 = store::PgConn::ConnectWithin(three, "leader-lists-test", SystemClock::Instance(),
+                                         start + std::chrono::milliseconds(1500), std::chrono::milliseconds(5000));
+  ASSERT_TRUE(c3.ok()) << c3.error().ToString();
+  // Every host silent: fails within the deadline, naming no password.
+  const std::string none = MultiHost(fx_->url(), {silent.port(), silent2.port()});
+  start = std::chrono::steady_clock::now();
+  auto c0 = store::PgConn::ConnectWithin(none, "leader-lists-test", SystemClock::Instance(),
+                                         start + std::chrono::milliseconds(800), std::chrono::milliseconds(5000));
+  took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  ASSERT_FALSE(c0.ok());
+  EXPECT_EQ(c0.error().code, ErrorCode::kUnavailable);
+  EXPECT_LT(took.count(), 1000);
+}
+
 }  // namespace
 }  // namespace paypath::testing
