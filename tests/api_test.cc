@@ -535,14 +535,12 @@ TEST_F(ApiTest, ExpiredLeaseIsTakenOverAndStaleOwnerCannotComplete) {
 
   // The stale owner wakes up and tries to complete: refused, nothing written.
   store::ChargeRow row = Row("ch_stale_", key, 1234, "USD", 1);
-  bool outbox_called = false;
-  auto done = store_->Complete("dead-owner", row, 201, "{}", std::chrono::hours(1), [&](store::PgConn&) {
-    outbox_called = true;
-    return OkStatus();
-  });
+  store::CompletionRequest stale{"dead-owner", row, 201, "{}", std::chrono::hours(1),
+                                 {SystemRandom::Instance().Uuid4(), "charge.succeeded", "{}"}};
+  auto done = store_->Complete(stale);
   ASSERT_FALSE(done.ok());
   EXPECT_EQ(done.error().code, ErrorCode::kFailedPrecondition);
-  EXPECT_FALSE(outbox_called);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE aggregate_id = '" + row.id + "'"), 0);
   EXPECT_EQ(ChargesFor(key), 1);
   RawResponse replay = Post(key, kBody);
   EXPECT_EQ(replay.headers["idempotent-replayed"], "true");
@@ -554,8 +552,8 @@ TEST_F(ApiTest, ExpiredKeysArePurgedInBoundedBatches) {
   ASSERT_TRUE(store_->Claim("tenant_a", key, std::string(64, 'a'), "o1", std::chrono::milliseconds(5000)).ok());
   // Created in 1970: with 1 ms retention the key is long expired.
   store::ChargeRow row = Row("ch_purge_", key, 1, "EUR", 1000000);
-  auto done = store_->Complete("o1", row, 201, "{}", std::chrono::milliseconds(1),
-                               [](store::PgConn&) { return OkStatus(); });
+  auto done = store_->Complete({"o1", row, 201, "{}", std::chrono::milliseconds(1),
+                                {SystemRandom::Instance().Uuid4(), "charge.succeeded", "{}"}});
   ASSERT_TRUE(done.ok()) << done.error().ToString();
   EXPECT_EQ(KeysFor(key), 1);
   auto n = store_->PurgeExpired(1, std::chrono::hours(24));
