@@ -426,6 +426,74 @@ TEST_F(ApiTest, SixtyFourConcurrentRequestsWithOneKeyChargeOnce) {
   EXPECT_EQ(OutboxFor(key), 1);
 }
 
+// Issue 11 item 4: while the first request is at work, its Redis marker answers the storm (409 from
+// Redis), so PostgreSQL sees a handful of claims, not 64.
+TEST_F(ApiTest, ADuplicateStormIsAnsweredByTheRedisGateWithFewPostgresClaims) {
+  ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(500)@1").ok());  // the first stays in flight
+  const double claims = Metric("paypath_idempotency_pg_claims_total");
+  const double held = Metric("paypath_idempotency_gate_total{result=\"held\"}");
+  std::string key = NewKey("storm");
+  constexpr int kN = 64;
+  std::barrier sync(kN);
+  std::atomic<int> created{0}, conflict{0}, replayed{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kN; ++i) {
+    threads.emplace_back([&] {
+      std::string raw = BuildRequest("POST", "/v1/charges",
+                                     {{"Authorization", std::string("Bearer ") + kKeyA},
+                                      {"Idempotency-Key", key},
+                                      {"Content-Type", "application/json"}},
+                                     kBody);
+      sync.arrive_and_wait();
+      RawResponse r = RawHttp(port_, raw);
+      if (r.status == 201 && r.headers.count("idempotent-replayed") == 0) created++;
+      else if (r.status == 201) replayed++;
+      else if (r.status == 409) conflict++;
+      else other++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+  const double pg_claims = Metric("paypath_idempotency_pg_claims_total") - claims;
+  EXPECT_GE(pg_claims, 1);
+  EXPECT_LE(pg_claims, 8) << "the gate should answer the storm; " << conflict << " 409s, " << replayed << " replays";
+  EXPECT_GE(Metric("paypath_idempotency_gate_total{result=\"held\"}") - held, kN - 8);
+}
+
+// A marker lost between the gate and the claim (Redis flushed) decides nothing: the next request goes
+// through to PostgreSQL, which still holds the first request's lease (409), and the key charges once.
+TEST_F(ApiTest, ARedisGateMarkerLostBetweenGateAndClaimStillChargesOnce) {
+  ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(1500)@1").ok());
+  const double entered = Metric("paypath_idempotency_gate_total{result=\"entered\"}");
+  const double claims = Metric("paypath_idempotency_pg_claims_total");
+  std::string key = NewKey("gate-lost");
+  RawResponse first;
+  std::thread t([&] { first = Post(key, kBody); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return KeysFor(key) == 1; }, std::chrono::seconds(5)));  // gated and claimed
+  auto addr = store::ParseRedisUrl(testing::RedisAdminUrl());
+  ASSERT_TRUE(addr.ok());
+  auto redis = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
+  ASSERT_TRUE(redis.ok());
+  auto marker = redis.value()->Get(store::HotTier::GateKey(hot_->ns(), "tenant_a", key));
+  ASSERT_TRUE(marker.ok());
+  EXPECT_TRUE(marker->has_value());
+  ASSERT_TRUE(redis.value()->Command({"FLUSHALL"}).ok());
+  RawResponse second = Post(key, kBody);  // enters the (empty) gate again; PostgreSQL answers 409
+  EXPECT_EQ(second.status, 409) << second.body;
+  t.join();
+  EXPECT_EQ(first.status, 201);
+  RawResponse third = Post(key, kBody);
+  EXPECT_EQ(third.status, 201);
+  EXPECT_EQ(third.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+  EXPECT_EQ(Metric("paypath_idempotency_gate_total{result=\"entered\"}") - entered, 2);
+  EXPECT_EQ(Metric("paypath_idempotency_pg_claims_total") - claims, 2);
+}
+
 TEST_F(ApiTest, InFlightKeyGets409WithRetryAfter) {
   ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(1500)@1").ok());
   std::string key = NewKey("inflight");

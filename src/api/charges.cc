@@ -41,6 +41,17 @@ struct Metrics {
   metrics::Counter& stale = metrics::Registry::Default().GetCounter(
       "paypath_idempotency_stale_owner_total", "Completions refused because the lease had passed to another owner");
 
+  metrics::Counter& gate_entered = Gate("entered");
+  metrics::Counter& gate_held = Gate("held");
+  metrics::Counter& gate_open = Gate("open");
+
+  static metrics::Counter& Gate(const char* result) {
+    return metrics::Registry::Default().GetCounter(
+        "paypath_idempotency_gate_total",
+        "Redis in-flight gate (SET NX PX) before the PostgreSQL claim, by result (entered = went on to claim, "
+        "held = answered 409 from Redis, open = no decision: PostgreSQL decided)",
+        {{"result", result}});
+  }
   static metrics::Counter& Cache(const char* result) {
     return metrics::Registry::Default().GetCounter(
         "paypath_idempotency_cache_total",
@@ -192,7 +203,18 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   auto validated = Validate(req);
   if (auto* r = std::get_if<HttpResponse>(&validated)) return std::move(*r);
   const Validated& v = std::get<Validated>(validated);
-  auto claimed = Resolve(v);
+  bool gated = false;
+  // Leaves the Redis gate whatever the answer, after Respond has cached a completed response (so the next
+  // request finds the replay, not an open gate).
+  struct GateExit {
+    store::HotTier& hot;
+    const Validated& v;
+    const bool& gated;
+    ~GateExit() {
+      if (gated) hot.Leave(*v.tenant, v.key);
+    }
+  } gate_exit{hot_, v, gated};
+  auto claimed = Resolve(v, &gated);
   if (auto* r = std::get_if<HttpResponse>(&claimed)) return std::move(*r);
   auto executed = Execute(v, std::get<Claimed>(claimed));
   if (auto* r = std::get_if<HttpResponse>(&executed)) return std::move(*r);
@@ -234,7 +256,7 @@ ChargeApi::Phase<ChargeApi::Validated> ChargeApi::Validate(const HttpRequest& re
   return v;
 }
 
-ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Resolve(const Validated& v) {
+ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Resolve(const Validated& v, bool* gated) {
   const std::string& tenant = *v.tenant;
   // An earlier attempt with this key is in doubt on this process: settle it first. Unsettled, the answer
   // stays outcome-unknown (a 409 would hide that the charge may exist); settled, the claim below sees the
@@ -253,6 +275,20 @@ ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Resolve(const Validated& v) {
       return Mismatch(tenant);
     case store::HotTier::Lookup::kMiss:
       M().cache_miss.Inc();
+      // The in-flight gate, only when Redis just answered: a marker's presence may answer 409, its
+      // absence (or Redis failing) decides nothing and the PostgreSQL claim below decides.
+      switch (hot_.Enter(tenant, v.key, v.fingerprint, options_.lease)) {
+        case store::HotTier::Gate::kEntered:
+          M().gate_entered.Inc();
+          *gated = true;
+          break;
+        case store::HotTier::Gate::kHeld:
+          M().gate_held.Inc();
+          return InFlight("a request with this Idempotency-Key is still in progress");
+        case store::HotTier::Gate::kOpen:
+          M().gate_open.Inc();
+          break;
+      }
       break;
     case store::HotTier::Lookup::kError:
       M().cache_error.Inc();

@@ -40,6 +40,10 @@ std::string HotTier::RedisKey(const std::string& ns, const std::string& tenant, 
   return "pp:idem:" + ns + ":" + tenant + ":" + key;
 }
 
+std::string HotTier::GateKey(const std::string& ns, const std::string& tenant, const std::string& key) {
+  return "pp:gate:" + ns + ":" + tenant + ":" + key;
+}
+
 std::string HotTier::Encode(const std::string& ns, const KeyRecord& rec) {
   return "v2\n" + ns + "\n" + rec.fingerprint + "\n" + std::to_string(rec.response_status) + "\n" +
          std::to_string(rec.expires_at_unix_ms) + "\n" + rec.charge_id + "\n" +
@@ -153,6 +157,45 @@ void HotTier::Put(const std::string& tenant, const std::string& key, const KeyRe
   auto r = c->Set(RedisKey(ns, tenant, key), Encode(ns, rec), std::chrono::milliseconds(rec.ttl_ms));
   if (!r.ok()) {
     Failed(r.error());
+    return;
+  }
+  Give(std::move(c));
+}
+
+HotTier::Gate HotTier::Enter(const std::string& tenant, const std::string& key, const std::string& fingerprint,
+                             std::chrono::milliseconds ttl) {
+  const std::string ns = this->ns();
+  if (!addr_ || ns.empty() || CoolingDown() || ttl.count() <= 0) return Gate::kOpen;
+  auto c = Take();
+  if (!c) return Gate::kOpen;
+  const std::string gk = GateKey(ns, tenant, key);
+  auto set = c->Set(gk, fingerprint, ttl, /*nx=*/true);
+  if (!set.ok()) {
+    Failed(set.error());
+    return Gate::kOpen;
+  }
+  if (set.value()) {
+    Give(std::move(c));
+    return Gate::kEntered;
+  }
+  auto held = c->Get(gk);
+  if (!held.ok()) {
+    Failed(held.error());
+    return Gate::kOpen;
+  }
+  Give(std::move(c));
+  // Gone since the SET (its holder left): nothing is known, PostgreSQL decides.
+  return held->has_value() && **held == fingerprint ? Gate::kHeld : Gate::kOpen;
+}
+
+void HotTier::Leave(const std::string& tenant, const std::string& key) {
+  const std::string ns = this->ns();
+  if (!addr_ || ns.empty() || CoolingDown()) return;
+  auto c = Take();
+  if (!c) return;
+  Status s = c->Del(GateKey(ns, tenant, key));
+  if (!s.ok()) {
+    Failed(s.error());
     return;
   }
   Give(std::move(c));

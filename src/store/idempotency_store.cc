@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/failpoints.h"
+#include "common/metrics.h"
 
 namespace paypath::store {
 namespace {
@@ -51,6 +52,12 @@ ChargeRow ReadCharge(const PgResult& r) {
   return ch;
 }
 
+metrics::Counter& PgClaims() {
+  return metrics::Registry::Default().GetCounter(
+      "paypath_idempotency_pg_claims_total",
+      "Claims that reached PostgreSQL (the Redis gate answers the rest of a duplicate storm)");
+}
+
 // A statement that may have changed the row failed after it was sent: it may have taken effect.
 Error LostOrFailed(PgConn& c, const Error& e, const char* what) {
   if (c.reply_lost()) return Error::OutcomeUnknown(std::string(what) + " was sent and its reply lost: " + e.message);
@@ -63,6 +70,7 @@ IdempotencyStore::IdempotencyStore(PgPool& pool, GroupCommitOptions options, Clo
     : pool_(pool),
       claim_metrics_(std::make_unique<GroupCommitMetrics>("claim")),
       complete_metrics_(std::make_unique<GroupCommitMetrics>("complete")) {
+  PgClaims();  // registered at start, so /metrics shows 0 before the first claim
   if (!options.enabled) return;
   claims_ = std::make_unique<Batcher<ClaimItem, ClaimInsert>>(
       "claim", options, clock, [this](auto& items, auto& out) { RunClaims(items, out); });
@@ -83,6 +91,7 @@ Result<IdempotencyStore::ClaimInsert> IdempotencyStore::InsertClaim(ClaimItem it
 Result<ClaimResult> IdempotencyStore::Claim(const std::string& tenant, const std::string& key,
                                             const std::string& fingerprint, const std::string& owner,
                                             std::chrono::milliseconds lease) {
+  PgClaims().Inc();
   // The first INSERT goes with its batch (also with group commit off: a batch of one, same statement), on
   // no connection of ours, so a request waiting for its batch holds no pool slot.
   auto first = InsertClaim({tenant, key, fingerprint, owner, lease});
