@@ -764,6 +764,39 @@ TEST_F(ApiTest, PurgedKeyRetriedReplaysFromItsChargeAndAChangedBodyIs422) {
   EXPECT_EQ(OutboxFor(key), 1);
 }
 
+// Issue 11 item 3: with the in-process cache, a replay needs neither Redis nor PostgreSQL.
+TEST_F(ApiTest, AReplayIsServedFromTheInProcessCacheWithoutRedisOrPostgres) {
+  store::HotTier tier(testing::RedisUrl(), Namespace(), SystemClock::Instance(), std::chrono::milliseconds(100),
+                      std::chrono::milliseconds(50), /*local_entries=*/16);
+  api::ChargeOptions opts;
+  opts.lease = std::chrono::milliseconds(5000);
+  api::ChargeApi charges({{kKeyA, "tenant_a"}}, *store_, tier, SystemClock::Instance(), SystemRandom::Instance(), opts);
+  const std::string key = NewKey("local");
+  http::HttpRequest req;
+  req.method = "POST";
+  req.target = "/v1/charges";
+  req.headers = {{"Authorization", std::string("Bearer ") + kKeyA}, {"Idempotency-Key", key},
+                 {"Content-Type", "application/json"}};
+  req.body = kBody;
+  http::HttpResponse first = charges.Create(req);
+  ASSERT_EQ(first.status, 201) << first.body;
+  ForgetInRedis("tenant_a", key);  // Redis no longer has it
+  const double hits = Metric("paypath_idempotency_local_cache_total{result=\"hit\"}");
+  const double claims = Metric("paypath_idempotency_pg_claims_total");
+  http::HttpResponse again = charges.Create(req);
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.body, first.body);
+  ASSERT_NE(again.Header("Idempotent-Replayed"), nullptr);
+  EXPECT_EQ(*again.Header("Idempotent-Replayed"), "true");
+  EXPECT_EQ(Metric("paypath_idempotency_local_cache_total{result=\"hit\"}"), hits + 1);
+  EXPECT_EQ(Metric("paypath_idempotency_pg_claims_total"), claims);  // PostgreSQL not asked
+  tier.SetNamespace("another-instance");  // a restore: the warm process forgets, PostgreSQL answers
+  http::HttpResponse after = charges.Create(req);
+  EXPECT_EQ(after.status, 201);
+  EXPECT_EQ(Metric("paypath_idempotency_pg_claims_total"), claims + 1);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
 TEST_F(ApiTest, ACachedValueNotNamingThisInstanceIsAnInvalidMiss) {
   std::string key = NewKey("stale-cache");
   store::HotTier tier(testing::RedisUrl(), "inst-now", SystemClock::Instance());

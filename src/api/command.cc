@@ -58,6 +58,9 @@ struct ApiFlags {
   int batch_max = store::GroupCommitOptions{}.max_batch;
   int64_t batch_max_wait_us = store::GroupCommitOptions{}.max_wait.count();
   int batch_connections = store::GroupCommitOptions{}.connections;
+  // Completed responses kept in process in front of Redis. 8192: a few MiB (a response is a few hundred
+  // bytes), enough for every replay a client makes within a minute at a few hundred new charges/s.
+  int64_t local_cache_entries = 8192;
 };
 
 // The ops listener: a scraper and a few probes, each answered in microseconds (or one PostgreSQL ping
@@ -187,7 +190,8 @@ int RunApi(const ApiFlags& f) {
   // The database instance namespaces the hot tier (see store/instance_id.h). Unknown yet (database down at
   // start with --no-migrate): the tier stays cold until the refresher below reads it.
   std::string ns = ReadNamespace(pool);
-  store::HotTier hot(f.redis_url, ns, clock);
+  store::HotTier hot(f.redis_url, ns, clock, std::chrono::milliseconds(100), std::chrono::milliseconds(1000),
+                     static_cast<size_t>(f.local_cache_entries));
   log::Info("hot_tier_namespace", {{"namespace", ns}});
   ChargeApi charges(keys.value(), store, hot, clock, random, opts);
   Router router(charges, store, clock, ops_hp ? Routes::kApi : Routes::kAll);
@@ -330,6 +334,9 @@ void AddCommands(CLI::App& app) {
   api->add_option("--batch-connections", flags->batch_connections,
                   "Group commit: batches in flight at once per phase (claim, complete)")
       ->envname("PAYPATH_BATCH_CONNECTIONS")->capture_default_str()->check(CLI::Range(1, 16));
+  api->add_option("--local-cache-entries", flags->local_cache_entries,
+                  "Completed responses cached in process in front of Redis (0: none)")
+      ->envname("PAYPATH_LOCAL_CACHE_ENTRIES")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   api->add_flag("!--no-migrate", flags->migrate, "Do not apply the schema at start");
   api->add_option("--final-metrics", flags->final_metrics, "On a graceful stop, write the final /metrics text here");
   api->callback([flags] { cli::SetExitCode(RunApi(*flags)); });

@@ -27,8 +27,13 @@ bool IsChargeId(std::string_view s) {
 }  // namespace
 
 HotTier::HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout,
-                 std::chrono::milliseconds cooldown)
-    : url_(std::move(url)), clock_(clock), timeout_(timeout), cooldown_(cooldown), ns_(std::move(ns)) {
+                 std::chrono::milliseconds cooldown, size_t local_entries, std::chrono::milliseconds local_max_ttl)
+    : url_(std::move(url)),
+      clock_(clock),
+      timeout_(timeout),
+      cooldown_(cooldown),
+      local_(local_entries, local_max_ttl, clock),
+      ns_(std::move(ns)) {
   if (!url_.empty()) {
     auto a = ParseRedisUrl(url_);
     if (a.ok()) addr_ = a.value();
@@ -76,8 +81,12 @@ std::optional<KeyRecord> HotTier::Decode(const std::string& ns, const std::strin
 }
 
 void HotTier::SetNamespace(std::string ns) {
-  std::lock_guard lock(mu_);
-  ns_ = std::move(ns);
+  {
+    std::lock_guard lock(mu_);
+    if (ns == ns_) return;
+    ns_ = std::move(ns);
+  }
+  local_.Clear();  // answers for the previous database instance must not survive it
 }
 
 std::string HotTier::ns() {
@@ -130,10 +139,14 @@ void HotTier::Give(std::unique_ptr<RedisConn> c) {
 }
 
 HotTier::Lookup HotTier::Get(const std::string& tenant, const std::string& key, KeyRecord* out) {
-  if (!addr_) return Lookup::kMiss;
-  if (CoolingDown()) return Lookup::kError;
   const std::string ns = this->ns();
   if (ns.empty()) return Lookup::kMiss;  // which database we serve is not known yet: stay cold
+  if (auto local = local_.Get(ns, tenant, key)) {
+    *out = std::move(*local);
+    return Lookup::kHit;
+  }
+  if (!addr_) return Lookup::kMiss;
+  if (CoolingDown()) return Lookup::kError;
   auto c = Take();
   if (!c) return Lookup::kError;
   auto v = c->Get(RedisKey(ns, tenant, key));
@@ -145,13 +158,16 @@ HotTier::Lookup HotTier::Get(const std::string& tenant, const std::string& key, 
   if (!v->has_value()) return Lookup::kMiss;
   auto rec = Decode(ns, **v);
   if (!rec) return Lookup::kInvalid;  // ignored; PostgreSQL answers instead
+  local_.Put(ns, tenant, key, *rec, std::chrono::milliseconds::max());  // kept local_max_ttl
   *out = std::move(*rec);
   return Lookup::kHit;
 }
 
 void HotTier::Put(const std::string& tenant, const std::string& key, const KeyRecord& rec) {
   const std::string ns = this->ns();
-  if (!addr_ || ns.empty() || CoolingDown() || rec.ttl_ms <= 0) return;
+  if (ns.empty() || rec.ttl_ms <= 0) return;
+  local_.Put(ns, tenant, key, rec, std::chrono::milliseconds(rec.ttl_ms));
+  if (!addr_ || CoolingDown()) return;
   auto c = Take();
   if (!c) return;
   auto r = c->Set(RedisKey(ns, tenant, key), Encode(ns, rec), std::chrono::milliseconds(rec.ttl_ms));

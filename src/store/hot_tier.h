@@ -12,6 +12,10 @@
 // another namespace, so a warm Redis can never replay a charge that database does not hold. A value is
 // used only if it decodes completely and names the current namespace; anything else is kInvalid.
 //
+// In front of Redis, an optional bounded in-process cache of completed responses (store/response_cache.h):
+// Get asks it first (a hit needs no network round trip, and survives a Redis outage), Put and a Redis hit
+// fill it, SetNamespace empties it. Its entries follow the same namespace rule as Redis'.
+//
 // The in-flight gate (SET NX PX): before its PostgreSQL claim a request marks (tenant, key) in flight in
 // Redis, so a duplicate storm is answered 409 from Redis instead of every request reaching PostgreSQL. The
 // marker is only ever read as "someone with this very request is at work right now": its presence may
@@ -34,6 +38,7 @@
 #include "common/clock.h"
 #include "store/idempotency_store.h"
 #include "store/redis.h"
+#include "store/response_cache.h"
 
 namespace paypath::store {
 
@@ -43,8 +48,12 @@ class HotTier {
   // database instance namespace (InstanceIdentity::Namespace); it must not contain ':'. An empty `ns`
   // (not known yet) keeps the tier cold (misses, no writes) until SetNamespace. A url that does not parse
   // disables the tier and is logged (without its password).
+  // local_entries: capacity of the in-process cache (0: none); local_max_ttl: the longest an entry is kept
+  // there (a Redis hit carries no TTL, so it is kept this long; a completed record's value is immutable,
+  // and serving it up to this long after the record's expiry answers what PostgreSQL would: the replay).
   HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout = std::chrono::milliseconds(100),
-          std::chrono::milliseconds cooldown = std::chrono::milliseconds(1000));
+          std::chrono::milliseconds cooldown = std::chrono::milliseconds(1000), size_t local_entries = 0,
+          std::chrono::milliseconds local_max_ttl = std::chrono::seconds(60));
 
   enum class Lookup {
     kHit,      // *out is a completed record of this namespace
@@ -95,6 +104,7 @@ class HotTier {
   const std::chrono::milliseconds timeout_;
   const std::chrono::milliseconds cooldown_;
   std::optional<RedisAddress> addr_;
+  ResponseCache local_;
 
   std::mutex mu_;
   std::string ns_;                                          // protected by mu_
