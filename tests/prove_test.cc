@@ -1,6 +1,8 @@
 // A short proof run inside `make test`: 200 operations with every fault (duplicates, concurrent
-// duplicates, eaten responses, a relay crash after publish, a consumer crash after commit), judged by the
-// run's own verdict, which this test then re-checks from the report it wrote.
+// duplicates, eaten responses, a relay crash after publish, a consumer crash after commit, and the
+// database's own faults: three COMMIT answers cut after reaching PostgreSQL, a PostgreSQL restart under
+// load, the ledger database read-only for 3 s while a backlog waits), judged by the run's own verdict,
+// which this test then re-checks from the report it wrote.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -34,6 +36,16 @@ TEST(ProveRun, TwoHundredOperationsWithEveryFaultAreAppliedExactlyOnce) {
   EXPECT_NE(verdict.find("\"relay_crashes\":1"), std::string::npos) << verdict;
   EXPECT_NE(verdict.find("\"consumer_crashes\":1"), std::string::npos) << verdict;
   EXPECT_EQ(verdict.find("\"responses_eaten\":0"), std::string::npos) << verdict;
+  EXPECT_NE(verdict.find("\"commit_cuts\":3,"), std::string::npos) << verdict;
+  // 3 cut COMMITs, the restart, the read-only window, the relay's and the consumer's crash.
+  EXPECT_NE(verdict.find("\"faults_marked\":7}"), std::string::npos) << verdict;
+  for (const char* row : {"COMMIT answers cut after reaching PostgreSQL", "PostgreSQL restarted under load",
+                          "consumer writes refused as read-only (25006)", "backlog waiting when read-only lifted"}) {
+    size_t at = out.find(row);
+    ASSERT_NE(at, std::string::npos) << row << "\n" << tail;
+    std::string line = out.substr(at, out.find('\n', at) - at);
+    EXPECT_NE(line.find("  ok  "), std::string::npos) << line;
+  }
   // The data itself, independent of the prover: one debit and one credit per charge.
   std::string db = testing::PgUrl();
   db = db.substr(0, db.rfind('/') + 1) + "paypath_prove_test";
@@ -45,6 +57,8 @@ TEST(ProveRun, TwoHundredOperationsWithEveryFaultAreAppliedExactlyOnce) {
             "203");
   std::string html = ReadFile(report + "/report.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("<rect class='fault'"), std::string::npos) << "the restart and read-only window are not drawn";
+  EXPECT_NE(html.find("ledger database read-only"), std::string::npos);
   EXPECT_EQ(html.find("src=\"http"), std::string::npos);  // self-contained
   EXPECT_FALSE(ReadFile(report + "/transcript.jsonl").empty());
   EXPECT_NE(ReadFile(report + "/metrics/api.prom").find("paypath_charges_created_total"), std::string::npos);

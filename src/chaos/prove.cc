@@ -95,8 +95,9 @@ std::string ConninfoValue(const char* v) {
   return out + "'";
 }
 
-// The settings of `url` (URI or key=value; password, host lists and options kept) with dbname replaced.
-Result<std::string> WithDatabase(const std::string& url, const std::string& dbname) {
+}  // namespace
+
+Result<std::string> WithSettings(const std::string& url, const std::map<std::string, std::string>& overrides) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
   if (opts == nullptr) {
@@ -106,19 +107,33 @@ Result<std::string> WithDatabase(const std::string& url, const std::string& dbna
   }
   std::string out;
   for (PQconninfoOption* o = opts; o->keyword; ++o) {
-    if (std::string(o->keyword) == "dbname" || o->val == nullptr || *o->val == '\0') continue;
+    if (overrides.count(o->keyword) || o->val == nullptr || *o->val == '\0') continue;
     out += std::string(o->keyword) + "=" + ConninfoValue(o->val) + " ";
   }
   PQconninfoFree(opts);
-  return out + "dbname=" + ConninfoValue(dbname.c_str());
+  for (const auto& [k, v] : overrides) out += k + "=" + ConninfoValue(v.c_str()) + " ";
+  out.pop_back();
+  return out;
 }
 
-}  // namespace
+std::string ConninfoSetting(const std::string& url, const std::string& keyword) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+  if (opts == nullptr) {
+    if (err) PQfreemem(err);
+    return "";
+  }
+  std::string v;
+  for (PQconninfoOption* o = opts; o->keyword; ++o)
+    if (keyword == o->keyword && o->val != nullptr) v = o->val;
+  PQconninfoFree(opts);
+  return v;
+}
 
 Result<std::string> FreshDatabase(const std::string& admin_url, const std::string& name) {
   Status valid = CheckProveDatabaseName(name);
   if (!valid.ok()) return valid.error();
-  auto url = WithDatabase(admin_url, name);
+  auto url = WithSettings(admin_url, {{"dbname", name}});
   if (!url.ok()) return url.error();
   auto admin = store::PgConn::Connect(admin_url, "paypath-prove");
   if (!admin.ok()) return admin.error();
@@ -393,12 +408,42 @@ int RunProve(const ProveOptions& o) {
   }).detach();
 
   const bool is_default = o.scenario == "default";
+  // The default run's database faults: the api reaches PostgreSQL through an in-process proxy that can cut a
+  // COMMIT's answer after the server has it, and the stack script restarts the server.
+  const bool db_faults = is_default && o.db_faults;
+  const char* stack_script = std::getenv("PAYPATH_STACK");
+  std::unique_ptr<PgFaultProxy> pg_proxy;
+  std::string api_db_url = e.db_url;
+  if (db_faults) {
+    if (stack_script == nullptr || *stack_script == '\0') {
+      log::Error("prove_setup", {{"error", "the database faults restart PostgreSQL through the stack script: set "
+                                           "PAYPATH_STACK (`scripts/stack env` prints it, make prove does), or pass "
+                                           "--no-db-faults"}});
+      return 2;
+    }
+    PgFaultProxyOptions po;
+    const std::string host = ConninfoSetting(e.db_url, "host"), port = ConninfoSetting(e.db_url, "port");
+    po.upstream_host = host.empty() || host[0] == '/' || host.find(',') != std::string::npos ? "127.0.0.1" : host;
+    po.upstream_port = static_cast<uint16_t>(port.empty() ? 5432 : std::strtol(port.c_str(), nullptr, 10));
+    auto proxy = PgFaultProxy::Start(po, clock);
+    auto via = proxy.ok() ? WithSettings(e.db_url, {{"host", "127.0.0.1"},
+                                                    {"port", std::to_string(proxy.value()->port())},
+                                                    {"sslmode", "disable"},
+                                                    {"gssencmode", "disable"}})
+                          : Result<std::string>(proxy.error());
+    if (!via.ok()) {
+      log::Error("prove_setup", {{"error", "the PostgreSQL fault proxy: " + via.error().ToString()}});
+      return 2;
+    }
+    pg_proxy = std::move(proxy.value());
+    api_db_url = via.value();
+  }
   // Each child's settings, secrets included, go through its environment (never its arguments, which any
   // local user can read in ps); the supervisor gives it no other PAYPATH_* variable, so a child can never
   // fall back to the prover's own settings (the real database, say).
   std::map<std::string, std::string> no_faults;
   const std::map<std::string, std::string> api_env = {
-      {"PAYPATH_PG_URL", e.db_url}, {"PAYPATH_REDIS_URL", o.redis_url}, {"PAYPATH_API_KEYS", o.api_keys}};
+      {"PAYPATH_PG_URL", api_db_url}, {"PAYPATH_REDIS_URL", o.redis_url}, {"PAYPATH_API_KEYS", o.api_keys}};
   const std::map<std::string, std::string> relay_env = {
       {"PAYPATH_PG_URL", e.db_url}, {"PAYPATH_RELAY_AMQP_URL", o.relay_amqp_url}};
   const std::map<std::string, std::string> consumer_env = {
@@ -455,6 +500,10 @@ int RunProve(const ProveOptions& o) {
     auto ledger_sampler = store::PgConn::Connect(e.ledger_db_url, "paypath-prove-sampler");
     while (sampling.load()) {
       sup.Scrape();
+      // A PostgreSQL restart ends these sessions: open new ones (the time line then has a gap, not a stop).
+      if (!conn.ok() || !conn.value()->healthy()) conn = store::PgConn::Connect(e.db_url, "paypath-prove-sampler");
+      if (!ledger_sampler.ok() || !ledger_sampler.value()->healthy())
+        ledger_sampler = store::PgConn::Connect(e.ledger_db_url, "paypath-prove-sampler");
       if (conn.ok() && ledger_sampler.ok()) {
         auto r = conn.value()->ExecSimple(
             "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
@@ -485,6 +534,7 @@ int RunProve(const ProveOptions& o) {
                                 transcript.value().get());
 
   int logical = 0, unanswered = 0, settled = 0, duplicates_n = 0;
+  std::unique_ptr<DbFaults> faults;
   RunContext ctx{o, e, sup, clock, rng, db, ledger_db, report, timeline_mu};
   if (o.scenario == "outage") {
     logical = RunOutageScenario(ctx, t0);
@@ -523,10 +573,24 @@ int RunProve(const ProveOptions& o) {
       report.attempts_per_operation[r.attempts]++;
     };
     std::atomic<int> next{0}, duplicates_sent{0};
+    if (db_faults) {
+      DbFaults::Options fo;
+      fo.operations = o.operations;
+      fo.commit_cuts = o.commit_cuts;
+      fo.read_only_s = o.read_only_s;
+      fo.stack = stack_script;
+      fo.admin_url = o.pg_admin_url;
+      fo.api_db_url = e.db_url;
+      fo.ledger_db_url = e.ledger_db_url;
+      fo.ledger_db = o.prove_db + "_ledger";
+      faults = std::make_unique<DbFaults>(fo, *pg_proxy, clock, t0);
+      faults->Start();
+    }
     std::vector<std::thread> workers;
     for (int w = 0; w < o.concurrency; ++w) {
       workers.emplace_back([&] {
         for (int i = next++; i < o.operations; i = next++) {
+          if (faults) faults->BeforeOperation(i);
           Op& op = ops[i];
           if (op.dup == 2) {
             std::barrier sync(2);
@@ -553,10 +617,12 @@ int RunProve(const ProveOptions& o) {
               op.ok = op.ok || again.ok();
             }
           }
+          if (faults) faults->OperationDone();
         }
       });
     }
     for (auto& w : workers) w.join();
+    if (faults) faults->Join();
     // A call that ended without an answer may or may not have charged; the same key settles it.
     for (int round = 0; round < 5; ++round) {
       for (Op& op : ops) {
@@ -577,13 +643,32 @@ int RunProve(const ProveOptions& o) {
     return 2;
   }
 
+  // The prover's own sessions did not survive the PostgreSQL restart: judge on fresh ones.
+  std::unique_ptr<store::PgConn> db_after, ledger_after;
+  store::PgConn* dbp = &db;
+  store::PgConn* ledgerp = &ledger_db;
+  if (db_faults) {
+    auto a = store::PgConn::Connect(e.db_url, "paypath-prove");
+    auto l = store::PgConn::Connect(e.ledger_db_url, "paypath-prove");
+    if (!a.ok() || !l.ok()) {
+      log::Error("prove_judge", {{"error", "cannot reach PostgreSQL after the run's faults"}});
+      sampling.store(false);
+      sampler.join();
+      return 2;
+    }
+    db_after = std::move(a.value());
+    ledger_after = std::move(l.value());
+    dbp = db_after.get();
+    ledgerp = ledger_after.get();
+  }
+
   // Quiescence: everything committed has been published and applied.
   auto deadline = clock.Now() + std::chrono::seconds(o.quiesce_timeout_s);
   bool quiet = false;
   while (clock.Now() < deadline) {
-    int64_t backlog = Scalar(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
-    int64_t charges = Scalar(db, "SELECT count(*) FROM charges");
-    int64_t applied = Scalar(ledger_db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+    int64_t backlog = Scalar(*dbp, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+    int64_t charges = Scalar(*dbp, "SELECT count(*) FROM charges");
+    int64_t applied = Scalar(*ledgerp, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
     if (backlog == 0 && charges >= 0 && applied == charges) {
       quiet = true;
       break;
@@ -613,9 +698,9 @@ int RunProve(const ProveOptions& o) {
     return it == m.end() ? -1.0 : it->second;
   };
   auto s = [](double v) { return std::to_string(static_cast<int64_t>(v)); };
-  int64_t charges_db = Scalar(db, "SELECT count(*) FROM charges");
-  int64_t effects_db = Scalar(ledger_db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
-  int64_t inbox_db = Scalar(ledger_db, "SELECT count(*) FROM inbox");
+  int64_t charges_db = Scalar(*dbp, "SELECT count(*) FROM charges");
+  int64_t effects_db = Scalar(*ledgerp, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+  int64_t inbox_db = Scalar(*ledgerp, "SELECT count(*) FROM inbox");
   double charges_metric = metric(api_m, "paypath_charges_created_total");
   double eaten = metric(proxy_m, "paypath_proxy_responses_eaten_total");
   const std::string L = std::to_string(logical);
@@ -659,6 +744,17 @@ int RunProve(const ProveOptions& o) {
     v.push_back({"operations without a final answer", std::to_string(unanswered), "0", unanswered == 0,
                  "client (after " + std::to_string(settled) + " settling calls with the same keys)"});
   }
+  if (faults) {
+    auto rows = faults->Rows(api_m, consumer_m);
+    v.insert(v.end(), rows.begin(), rows.end());
+    report.faults = faults->Markers();
+  }
+  // The process crashes are injected faults too: on the time lines with the database faults.
+  for (const char* name : {"relay", "consumer", "api"})
+    for (auto t : sup.CrashTimes(name))
+      report.faults.push_back({std::chrono::duration<double>(t - t0).count(), 0, std::string(name) + " crashed (failpoint)"});
+  std::sort(report.faults.begin(), report.faults.end(),
+            [](const FaultMarker& a, const FaultMarker& b) { return a.t0 < b.t0; });
   v.push_back({"quiescence reached", quiet ? "yes" : "no", "yes", quiet, "outbox empty and every charge posted"});
   if (audit.ok()) {
     for (const auto& c : audit->checks) {
@@ -699,7 +795,9 @@ int RunProve(const ProveOptions& o) {
     j << "{\"pass\":" << (report.pass ? "true" : "false") << ",\"logical_operations\":" << logical
       << ",\"charges_created\":" << static_cast<int64_t>(charges_metric) << ",\"charges_in_db\":" << charges_db
       << ",\"ledger_effects\":" << effects_db << ",\"responses_eaten\":" << static_cast<int64_t>(eaten)
-      << ",\"relay_crashes\":" << sup.Crashes("relay") << ",\"consumer_crashes\":" << sup.Crashes("consumer") << "}\n";
+      << ",\"relay_crashes\":" << sup.Crashes("relay") << ",\"consumer_crashes\":" << sup.Crashes("consumer")
+      << ",\"commit_cuts\":" << (pg_proxy ? pg_proxy->counts().commit_cuts : 0)
+      << ",\"faults_marked\":" << report.faults.size() << "}\n";
   }
   sup.StopAll();
   if (report.pass) {

@@ -34,6 +34,12 @@ struct ProveOptions {
   double eat_response = 0.10;                // proxy: share of responses eaten after the charge ran
   bool crash_relay = true;                   // relay.after_publish=crash once
   bool crash_consumer = true;                // consumer.after_commit=crash once
+  // The default run's database faults (prove_internal.h, DbFaults): this many COMMIT answers cut after
+  // reaching PostgreSQL, one PostgreSQL restart (needs PAYPATH_STACK, the stack script), the ledger database
+  // read-only for read_only_s while a backlog waits.
+  bool db_faults = true;
+  int commit_cuts = 3;
+  double read_only_s = 3;
   uint64_t seed = 42;
   int quiesce_timeout_s = 180;
   // host:port serving the in-process client's metrics (paypath_client_*) during the run; empty: none.

@@ -46,6 +46,12 @@ void AddProveCommand(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("!--no-relay-crash", o->crash_relay, "Do not crash the relay");
   cmd->add_flag("!--no-consumer-crash", o->crash_consumer, "Do not crash the consumer");
+  cmd->add_flag("!--no-db-faults", o->db_faults,
+                "Do not cut COMMIT answers, restart PostgreSQL or make the ledger database read-only");
+  cmd->add_option("--commit-cuts", o->commit_cuts, "COMMIT answers cut after reaching PostgreSQL")
+      ->capture_default_str()->check(CLI::Range(0, 1000));
+  cmd->add_option("--read-only-seconds", o->read_only_s, "Seconds the ledger database is read-only")
+      ->capture_default_str()->check(CLI::Range(0.5, 600.0));
   cmd->add_option("--seed", o->seed, "Seed for keys, amounts, duplicates and the proxy")->capture_default_str();
   cmd->add_option("--quiesce-timeout", o->quiesce_timeout_s, "Seconds to wait for the ledger to catch up")
       ->capture_default_str();

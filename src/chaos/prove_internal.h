@@ -1,11 +1,15 @@
 // Shared by the proof run's default flow (prove.cc) and its named scenarios (prove_scenarios.cc).
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
+#include "chaos/pg_fault_proxy.h"
 #include "chaos/prove.h"
 #include "chaos/report.h"
 #include "chaos/supervisor.h"
@@ -53,6 +57,78 @@ int64_t Scalar(store::PgConn& c, const std::string& sql);
 double JsonNumber(const std::string& line, const std::string& key);
 std::string JsonString(const std::string& line, const std::string& key);
 client::ClientOptions ProveClientOptions(const std::string& call_site);
+
+// The settings of libpq `url` (URI or key=value; password, host lists and options kept) with each keyword of
+// `overrides` replaced (or added), as a key=value conninfo. kInvalidArgument (naming no part of the URL, which
+// may hold a password) when it does not parse.
+Result<std::string> WithSettings(const std::string& url, const std::map<std::string, std::string>& overrides);
+// The value libpq would use for `keyword` of `url` ("" when unset).
+std::string ConninfoSetting(const std::string& url, const std::string& keyword);
+
+// The default run's database faults, injected while its main workload runs, in this order (each waits for
+// the load to have made progress, and holds back the later operations until it has started, so every fault
+// lands under load whatever the number of operations):
+//   1. the next `commit_cuts` COMMITs of the api cut after they reached PostgreSQL (in-process PgFaultProxy
+//      between the api and the server, kForwardThenCut): in-doubt commits the api must settle;
+//   2. PostgreSQL restarted (`$PAYPATH_STACK stop postgres`, `start postgres`) once a tenth of the load is
+//      done: every connection of every process breaks;
+//   3. the ledger database read-only for `read_only_s` (ALTER DATABASE ... default_transaction_read_only,
+//      the consumer's sessions ended) once four tenths are done, while the rest of the load keeps the
+//      api committing, so a backlog waits on the consumer.
+// Rows() gives the verdict rows that show each fault really happened; Markers() their times for the report.
+class DbFaults {
+ public:
+  struct Options {
+    int operations = 0;
+    int commit_cuts = 3;
+    double read_only_s = 3;
+    std::string stack;          // scripts/stack, the restart lever
+    std::string admin_url;      // ALTER DATABASE, pg_terminate_backend, pg_postmaster_start_time()
+    std::string api_db_url;     // the api's database (charges committed)
+    std::string ledger_db_url;  // the ledger's database (effects applied)
+    std::string ledger_db;      // its name
+  };
+  DbFaults(Options o, PgFaultProxy& proxy, Clock& clock, std::chrono::steady_clock::time_point t0)
+      : o_(std::move(o)), proxy_(proxy), clock_(clock), t0_(t0) {}
+  ~DbFaults() { Join(); }
+
+  void Start();
+  // Called by a worker before operation `index` (blocks until the fault that operation must follow has
+  // begun) and after it ended.
+  void BeforeOperation(int index);
+  void OperationDone();
+  // Waits for the injector to finish (it ends the read-only window and lifts every gate first).
+  void Join();
+
+  // `api` and `consumer` are the supervisor's metric totals after the run.
+  std::vector<VerdictRow> Rows(const std::map<std::string, double>& api, const std::map<std::string, double>& consumer);
+  std::vector<FaultMarker> Markers();
+
+ private:
+  void Run();
+  void WaitDone(int n);
+  void SetStage(int s);
+  double Now() const;
+  void Mark(double t0, double t1, std::string label);
+
+  const Options o_;
+  PgFaultProxy& proxy_;
+  Clock& clock_;
+  const std::chrono::steady_clock::time_point t0_;
+  std::thread thread_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int stage_ = 0;  // 0 before the restart, 1 restarted, 2 read-only begun, 3 every fault over
+  int done_ = 0;
+  bool finished_ = false;
+  std::vector<FaultMarker> markers_;
+  std::string restart_before_, restart_after_, restart_error_;
+  double restart_s_ = -1;
+  std::string read_only_error_;
+  double read_only_held_s_ = -1;
+  int64_t backlog_at_lift_ = -1;
+};
 
 // Named scenarios. Each drives its load, adds verdict rows, steps and figures to ctx.report, and returns
 // the number of logical operations it issued (every one must end as exactly one charge and one effect),

@@ -183,6 +183,7 @@ void Supervisor::RunOnce() {
       int st = 0;
       if (waitpid(c->pid, &st, WNOHANG) != c->pid) continue;
       c->crashes++;
+      c->crash_times.push_back(clock_.Now());
       for (const auto& [k, v] : c->last) c->banked[k] += v;
       c->last.clear();
       log::Warn("child_died", {{"child", name},
@@ -225,6 +226,12 @@ int Supervisor::Crashes(const std::string& name) {
   std::lock_guard lock(mu_);
   auto it = children_.find(name);
   return it == children_.end() ? 0 : it->second->crashes;
+}
+
+std::vector<std::chrono::steady_clock::time_point> Supervisor::CrashTimes(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = children_.find(name);
+  return it == children_.end() ? std::vector<std::chrono::steady_clock::time_point>{} : it->second->crash_times;
 }
 
 std::map<std::string, double> Supervisor::Totals(const std::string& name) {

@@ -54,6 +54,8 @@ class Supervisor {
   void Scrape();
 
   int Crashes(const std::string& name);
+  // When each crash of `name` was noticed (within the monitor's 50 ms), oldest first.
+  std::vector<std::chrono::steady_clock::time_point> CrashTimes(const std::string& name);
   // Counter totals over all incarnations of `name` ("series{labels}" -> value). Gauges are summed too and
   // are meaningful only from LastScrapeText.
   std::map<std::string, double> Totals(const std::string& name);
@@ -66,6 +68,7 @@ class Supervisor {
     int pid = -1;
     bool stopping = false;
     int crashes = 0;
+    std::vector<std::chrono::steady_clock::time_point> crash_times;
     std::map<std::string, double> banked;
     std::map<std::string, double> last;
     std::string last_text;

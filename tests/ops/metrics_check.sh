@@ -76,11 +76,12 @@ for p in api relay consumer proxy; do
 done
 
 expect api paypath_idempotency_requests_total counter
-for o in created replayed conflict mismatch rejected unavailable; do
+for o in created replayed conflict mismatch rejected unavailable outcome_unknown; do
     grep -q "^paypath_idempotency_requests_total{outcome=\"$o\"} " "$OPS_TMP/api.prom" \
         || fail "api /metrics: no outcome=\"$o\" series"
 done
 expect api paypath_charges_created_total counter
+expect api paypath_idempotency_in_doubt_pending gauge
 expect api paypath_idempotency_cache_total counter
 expect api paypath_idempotency_lease_takeovers_total counter
 expect api paypath_idempotency_stale_owner_total counter
