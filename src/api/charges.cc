@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "events/charge_event.h"
+#include "events/ids.h"
 
 namespace paypath::api {
 namespace {
@@ -349,7 +350,9 @@ ChargeApi::Phase<ChargeApi::Executed> ChargeApi::Execute(const Validated& v, con
 
   Executed e;
   store::ChargeRow& row = e.row;
-  row.id = "ch_" + random_.Hex128();
+  // Derived from (tenant, key), never random: a COMMIT a failover lost and its retry on the new primary
+  // produce the same charge and the same event, which the ledger then applies once (events/ids.h).
+  row.id = events::ChargeId(tenant, v.key);
   row.tenant = tenant;
   row.idem_key = v.key;
   row.account_id = v.charge.account_id;
@@ -359,7 +362,7 @@ ChargeApi::Phase<ChargeApi::Executed> ChargeApi::Execute(const Validated& v, con
   row.fingerprint = v.fingerprint;
   row.created_unix_us = c.claim.claimed_at_unix_us;  // the database clock, never this host's
   e.body = RenderCharge(row);
-  const std::string message_id = random_.Uuid4();
+  const std::string message_id = events::MessageId(row.id, events::kChargeSucceeded);
 
   store::CompletionRequest done_req;
   done_req.owner = c.owner;

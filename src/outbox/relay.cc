@@ -64,8 +64,12 @@ Status Relay::EnsureConnected() {
   }
   if (mq_ && mq_->broken()) mq_.reset();
   if (!mq_) {
-    auto c = amqp::Connection::Open(opt_.amqp);
+    // Each reconnect starts at the node after the last one connected to (amqp::Settings::first_node).
+    amqp::Settings settings = opt_.amqp;
+    settings.first_node = next_node_;
+    auto c = amqp::Connection::Open(settings);
     if (!c.ok()) return c.error();
+    next_node_ = c.value()->node() + 1;
     // The relay may not declare anything (it can write to paypath.events, nothing else); a missing queue
     // or exchange is a configuration error that stops it (docs/design.md "Who may do what").
     Status s = amqp::VerifyTopology(*c.value(), opt_.topology);
@@ -73,7 +77,7 @@ Status Relay::EnsureConnected() {
     s = c.value()->EnableConfirms();
     if (!s.ok()) return s;
     mq_ = std::move(c.value());
-    log::Info("relay_connected", {{"queue", opt_.topology.queue}});
+    log::Info("relay_connected", {{"queue", opt_.topology.queue}, {"node", mq_->endpoint()}});
   }
   return OkStatus();
 }
@@ -82,6 +86,7 @@ Result<int> Relay::RunOnce() {
   rate_limited_ = false;
   drained_ = false;
   nacked_ = 0;
+  returned_in_batch_ = 0;
   int limit = static_cast<int>(std::min<double>(opt_.batch, std::floor(bucket_.Available())));
   if (limit < 1) {
     rate_limited_ = true;
@@ -96,6 +101,13 @@ Result<int> Relay::RunOnce() {
   if (!r.ok()) {
     publish_errors_.Inc();
     // A failed batch may have left the channel mid-confirm: start over on a fresh connection.
+    mq_.reset();
+  } else if (nacked_ > returned_in_batch_) {
+    // Nacks (not returns: those are a missing binding, the same on any channel) start over on a fresh
+    // connection too. A channel opened on a surviving node while the quorum queue was still electing a
+    // leader was seen to nack every later publish for as long as it lived, while a new connection to the
+    // same node published at once (docs/design.md "Finding the new leader"). Nacks are otherwise rare, so
+    // the reconnect costs nothing; the rows stay unpublished and the backoff paces the retry.
     mq_.reset();
   }
   return r;
@@ -141,6 +153,7 @@ Result<int> Relay::PublishBatch(int limit) {
   }
   ids += "}";
   nacked_ = n - marked;
+  returned_in_batch_ = static_cast<int>(confirms->returned.size());
   if (nacked_ > 0) {
     publish_errors_.Inc(nacked_);
     returned_.Inc(static_cast<double>(confirms->returned.size()));
