@@ -843,5 +843,41 @@ TEST_F(ApiTest, AConnectionTheServerClosedWhileIdleIsReplacedNotAFailedRequest) 
   EXPECT_EQ(ChargesFor(key), 1);
 }
 
+// Issue 12 item 3: a COMMIT that a failover loses (the old primary wrote it, the new one never had it)
+// leaves nothing on the new primary, exactly as if every row of the key were gone; the client's retry
+// with the same key commits the charge again. It must carry the same charge id and the same outbox
+// message id, so the ledger, which may already hold the first commit's event (a relay published it from
+// the old primary), absorbs the second as a duplicate. Shown twice: the rows purged, and a second database.
+TEST_F(ApiTest, TheSameKeyCommittedAgainAfterItsRowsAreLostGetsTheSameChargeAndMessageIds) {
+  std::string key = NewKey("lost-commit");
+  RawResponse first = Post(key, kBody);
+  ASSERT_EQ(first.status, 201) << first.body;
+  const std::string charge_id = first.headers["location"].substr(std::string("/v1/charges/").size());
+  const std::string message_id = QueryScalar(*db_url_, "SELECT message_id FROM outbox WHERE aggregate_id = '" + charge_id + "'");
+  ASSERT_FALSE(message_id.empty());
+  // The failover lost the whole transaction: key, charge and outbox row; Redis forgot it too.
+  ASSERT_EQ(QueryScalar(*db_url_, "WITH k AS (DELETE FROM idempotency_keys WHERE idem_key = '" + key + "'), "
+                                  "o AS (DELETE FROM outbox WHERE aggregate_id = '" + charge_id + "') "
+                                  "DELETE FROM charges WHERE id = '" + charge_id + "'"),
+            "");
+  ForgetInRedis("tenant_a", key);
+  RawResponse again = Post(key, kBody);
+  ASSERT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(again.headers.count("idempotent-replayed"), 0u) << "the rows were gone: this is a new commit";
+  EXPECT_EQ(again.headers["location"], first.headers["location"]);
+  EXPECT_EQ(QueryScalar(*db_url_, "SELECT message_id FROM outbox WHERE aggregate_id = '" + charge_id + "'"), message_id);
+  EXPECT_EQ(ChargesFor(key), 1);
+
+  // Another database entirely (a restore, another cluster): the same (tenant, key), the same ids.
+  std::string other = testing::FreshDatabase("pp_api_ids_test");
+  ApiProcess api(other);
+  ASSERT_TRUE(api.Ready());
+  RawResponse there = api.Post(key, kBody);
+  ASSERT_EQ(there.status, 201) << there.body;
+  EXPECT_EQ(there.headers["location"], first.headers["location"]);
+  EXPECT_EQ(QueryScalar(other, "SELECT message_id FROM outbox WHERE aggregate_id = '" + charge_id + "'"), message_id);
+  api.Stop();
+}
+
 }  // namespace
 }  // namespace paypath

@@ -291,5 +291,55 @@ TEST_F(ConsumerTest, AMessageTheLedgerRefusesAsInconsistentIsHeldWithoutStalling
   EXPECT_EQ(fx_->Postings(), 3 * 2 + 1);
 }
 
+// Issue 12 item 3: the ledger dedups on the charge, not only on the message id. A second message for a
+// charge already posted, under another message id (a charge committed on a primary the failover lost, then
+// again on the new primary, with ids that were not derived from the key), is acked as a duplicate of the
+// charge (reason "charge"), posts nothing and leaves the audit clean. A third one for the same charge whose
+// money fields disagree with what was posted is not a duplicate but a forgery or a corruption: poison,
+// dead-lettered with the reason charge_conflict, nothing posted, its message id not kept in the inbox.
+TEST_F(ConsumerTest, ASecondMessageForAPostedChargeIsADuplicateAndOneThatDisagreesIsPoison) {
+  auto seeded = fx_->Seed(1, "tenant_a", 1234, "USD", "acct_dup");
+  Relay();
+  auto broker = Broker();
+  ASSERT_TRUE(broker->EnableConfirms().ok());
+  auto publish = [&](const std::string& message_id, int64_t amount) {
+    events::ChargeEvent e{message_id, seeded[0].charge_id, "tenant_a", "acct_dup", amount, "USD",
+                          std::chrono::system_clock::now()};
+    amqp::Message m = events::EncodeMessage(
+        {1, e.message_id, e.tenant, e.charge_id, events::kChargeSucceeded, events::EncodePayload(e), 0});
+    ASSERT_TRUE(broker->Publish(amqp::kExchange, fx_->queue(), m).ok());
+  };
+  const std::string same = "33333333-4444-4555-8666-000000000001";
+  const std::string disagrees = "33333333-4444-4555-8666-000000000002";
+  publish(same, 1234);
+  publish(disagrees, 999999);
+  auto confirms = broker->WaitForConfirms(std::chrono::seconds(5));
+  ASSERT_TRUE(confirms.ok() && confirms->failed.empty());
+
+  metrics::Registry reg;
+  ledger::Consumer consumer(fx_->ConsumerOpts(reg), SystemClock::Instance(), fx_->random());
+  bool settled = LedgerFixture::StepUntil(consumer, [&] {
+    return fx_->Depth(fx_->queue()) == 0 && consumer.held() == 0 && fx_->Depth(fx_->queue() + ".dlq") == 1;
+  });
+  EXPECT_TRUE(settled) << "queue " << fx_->Depth(fx_->queue()) << " held " << consumer.held() << " dlq "
+                       << fx_->Depth(fx_->queue() + ".dlq");
+  EXPECT_EQ(fx_->Postings(), 2) << "the charge was posted twice";
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM ledger_entries WHERE amount <> 1234"), 0);
+  EXPECT_EQ(fx_->LedgerCount("SELECT balance FROM account_balances WHERE account_id = 'customer:acct_dup'"), -1234);
+  EXPECT_EQ(CounterValue(reg, "paypath_ledger_effects_applied_total"), 1);
+  EXPECT_EQ(CounterValue(reg, "paypath_inbox_duplicates_total"), 1);
+  EXPECT_EQ(reg.GetCounter("paypath_consumer_duplicates_total", "", {{"reason", "charge"}}).Value(), 1);
+  EXPECT_EQ(reg.GetCounter("paypath_consumer_duplicates_total", "", {{"reason", "message_id"}}).Value(), 0);
+  EXPECT_EQ(reg.GetCounter("paypath_dlq_messages_total", "", {{"reason", "charge_conflict"}}).Value(), 1);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM dead_letters WHERE message_id = '" + disagrees +
+                             "' AND reason = 'charge_conflict'"), 1);
+  EXPECT_EQ(fx_->LedgerCount("SELECT count(*) FROM inbox WHERE message_id = '" + disagrees + "'"), 0);
+  auto d = broker->Get(fx_->queue() + ".dlq");
+  ASSERT_TRUE(d.ok() && d->has_value());
+  EXPECT_EQ((*d)->message.message_id, disagrees);
+  std::string out;
+  EXPECT_EQ(fx_->Audit(&out), 0) << out;
+}
+
 }  // namespace
 }  // namespace paypath::testing

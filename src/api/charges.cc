@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "events/charge_event.h"
+#include "events/ids.h"
 #include "outbox/outbox.h"
 
 namespace paypath::api {
@@ -290,7 +291,9 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   }
 
   store::ChargeRow row;
-  row.id = "ch_" + random_.Hex128();
+  // Derived from (tenant, key), never random: a COMMIT a failover lost and its retry on the new primary
+  // produce the same charge and the same event, which the ledger then applies once (events/ids.h).
+  row.id = events::ChargeId(*tenant, key.value());
   row.tenant = *tenant;
   row.idem_key = key.value();
   row.account_id = charge.account_id;
@@ -300,7 +303,7 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   row.fingerprint = fingerprint;
   row.created_unix_us = claim->claimed_at_unix_us;  // the database clock, never this host's
   const std::string body = RenderCharge(row);
-  const std::string message_id = random_.Uuid4();
+  const std::string message_id = events::MessageId(row.id, events::kChargeSucceeded);
 
   auto done = store_.Complete(owner, row, 201, body, options_.retention, [&](store::PgConn& conn) {
     if (failpoints::Hit("api.before_commit")) return Status(Error::Unavailable("injected failure before commit"));

@@ -115,8 +115,54 @@ Status Connection::CheckRpc(const std::string& what) {
   return ReplyError(r, what);
 }
 
+std::vector<std::string> SplitNodes(const std::string& url) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= url.size(); ++i) {
+    size_t next = i + 1;
+    while (next < url.size() && url[next] == ' ') ++next;
+    bool boundary = i == url.size() || (url[i] == ',' && (url.compare(next, 7, "amqp://") == 0 ||
+                                                          url.compare(next, 8, "amqps://") == 0));
+    if (!boundary) continue;
+    std::string one = url.substr(start, i - start);
+    while (!one.empty() && one.front() == ' ') one.erase(0, 1);
+    while (!one.empty() && one.back() == ' ') one.pop_back();
+    if (!one.empty()) out.push_back(std::move(one));
+    start = i + 1;
+  }
+  return out;
+}
+
 Result<std::unique_ptr<Connection>> Connection::Open(const Settings& settings) {
-  std::vector<char> buf(settings.url.begin(), settings.url.end());
+  std::vector<std::string> nodes = SplitNodes(settings.url);
+  if (nodes.empty()) return Error::InvalidArgument("no AMQP URL (amqp://user:pass@host:port/vhost[,amqp://...])");
+  std::optional<Error> refused;
+  std::string unavailable;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    size_t at = (settings.first_node + i) % nodes.size();
+    auto c = OpenNode(nodes[at], settings);
+    if (c.ok()) {
+      c.value()->node_ = at;
+      c.value()->nodes_ = nodes.size();
+      return c;
+    }
+    const Error& e = c.error();
+    if (e.code == ErrorCode::kInvalidArgument)
+      return Error::InvalidArgument("AMQP node " + std::to_string(at + 1) + " of " + std::to_string(nodes.size()) +
+                                    ": " + e.message);
+    if (e.code == ErrorCode::kUnavailable) {
+      unavailable += (unavailable.empty() ? "" : "; ") + e.message;
+    } else if (!refused) {
+      refused = e;
+    }
+  }
+  if (refused) return *refused;
+  if (nodes.size() == 1) return Error::Unavailable(unavailable);
+  return Error::Unavailable("every AMQP node failed: " + unavailable);
+}
+
+Result<std::unique_ptr<Connection>> Connection::OpenNode(const std::string& url, const Settings& settings) {
+  std::vector<char> buf(url.begin(), url.end());
   buf.push_back('\0');
   amqp_connection_info info{};
   amqp_default_connection_info(&info);
@@ -125,6 +171,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const Settings& settings) {
   amqp_connection_state_t c = amqp_new_connection();
   if (c == nullptr) return Error::Internal("amqp_new_connection failed");
   std::unique_ptr<Connection> conn(new Connection(c));
+  conn->endpoint_ = std::string(info.host) + ":" + std::to_string(info.port);
   amqp_socket_t* sock = amqp_tcp_socket_new(c);
   if (sock == nullptr) return conn->Fail(Error::Internal("amqp_tcp_socket_new failed"));
   timeval tv = ToTimeval(settings.timeout);
@@ -132,11 +179,10 @@ Result<std::unique_ptr<Connection>> Connection::Open(const Settings& settings) {
   amqp_set_rpc_timeout(c, &tv);
   int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
   if (st != AMQP_STATUS_OK)
-    return conn->Fail(Error::Unavailable(std::string("amqp connect ") + info.host + ":" +
-                                         std::to_string(info.port) + ": " + StatusText(st)));
+    return conn->Fail(Error::Unavailable("amqp connect " + conn->endpoint_ + ": " + StatusText(st)));
   amqp_rpc_reply_t r = amqp_login(c, info.vhost, 0, 131072, static_cast<int>(settings.heartbeat.count()),
                                   AMQP_SASL_METHOD_PLAIN, info.user, info.password);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) return conn->ReplyError(r, "amqp login");
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) return conn->ReplyError(r, "amqp login " + conn->endpoint_);
   amqp_channel_open(c, kChannel);
   Status s = conn->CheckRpc("amqp channel.open");
   if (!s.ok()) return s.error();

@@ -27,13 +27,21 @@
 #include <set>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "common/result.h"
 
 namespace paypath::amqp {
 
 struct Settings {
-  std::string url;  // amqp://user:pass@host:port/vhost (vhost URL-encoded, "%2f" for "/")
+  // amqp://user:pass@host:port/vhost (vhost URL-encoded, "%2f" for "/"), or a node list: several such URLs
+  // separated by commas, one per node of a cluster (split only where "amqp://" follows the comma, after
+  // optional spaces, so a password may hold a comma). Open tries them in order from `first_node`.
+  std::string url;
+  // Index (modulo the node count) of the first node Open tries. The relay and the consumer set it to the
+  // node after the one they last connected to, so each reconnect rotates through the list: a dead node is
+  // tried last, not first, and no node is ever skipped for good.
+  size_t first_node = 0;
   // 5 s: a dead broker is noticed within ~10 s even on a silent socket, and heartbeat traffic is negligible.
   std::chrono::seconds heartbeat{5};
   // Bounds connect, login and every RPC (declare, qos, consume, get).
@@ -70,15 +78,26 @@ struct Confirms {
   std::string return_reason;    // reply code and text of the last return ("312 NO_ROUTE"), if any
 };
 
+// The node URLs of a Settings::url (one for a plain URL); empty if there is none.
+std::vector<std::string> SplitNodes(const std::string& url);
+
 class Connection {
  public:
-  // Connects, logs in and opens channel 1.
+  // Connects, logs in and opens channel 1, on the first node of settings.url (from first_node on, in
+  // order, wrapping around) that accepts. Each node gets the whole timeout. When every node fails: the
+  // first refusal by a broker (kFailedPrecondition, kNotFound: configuration, the same on every node) if
+  // any, else kUnavailable naming each node's host:port and error; kInvalidArgument if a URL is malformed.
   static Result<std::unique_ptr<Connection>> Open(const Settings& settings);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   bool broken() const { return broken_; }
+  // Index in the node list of the node this connection is to, and how many nodes the list has.
+  size_t node() const { return node_; }
+  size_t nodes() const { return nodes_; }
+  // host:port of that node (no credentials), for logs.
+  const std::string& endpoint() const { return endpoint_; }
 
   // --- declarations (idempotent while the arguments stay the same) ---
   using Args = std::map<std::string, std::variant<std::string, int64_t>>;
@@ -136,7 +155,13 @@ class Connection {
   // Fails the outstanding tag(s) a basic.return names by message_id (see Confirms).
   void MatchReturn(const std::string& message_id);
 
+  // One node: connect, log in, open the channel.
+  static Result<std::unique_ptr<Connection>> OpenNode(const std::string& url, const Settings& settings);
+
   amqp_connection_state_t conn_;
+  size_t node_ = 0;
+  size_t nodes_ = 1;
+  std::string endpoint_;
   bool broken_ = false;
   bool confirms_ = false;
   uint64_t next_tag_ = 1;                       // the tag the next Publish gets (confirm mode)

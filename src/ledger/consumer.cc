@@ -21,6 +21,13 @@ std::vector<double> DelayBuckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 }
 
+metrics::Counter& DuplicatesBy(metrics::Registry& reg, const char* reason) {
+  return reg.GetCounter("paypath_consumer_duplicates_total",
+                        "Deliveries acked without effect, by what found them: message_id (the inbox: a redelivery "
+                        "or a republish) or charge (a new message id for a charge already posted)",
+                        {{"reason", reason}});
+}
+
 bool IsRedelivery(const amqp::Delivery& d) { return d.redelivered || d.message.delivery_count > 0; }
 
 std::string HeaderOr(const amqp::Message& m, const char* key) {
@@ -48,6 +55,7 @@ std::vector<std::string> DeadLetterReasons() {
   std::vector<std::string> out;
   for (events::Violation v : events::kAllViolations) out.push_back(events::ViolationName(v));
   out.push_back(kPostingRefused);
+  out.push_back(kChargeConflict);
   out.push_back(kParkedByOperator);
   return out;
 }
@@ -63,6 +71,8 @@ Consumer::Consumer(ConsumerOptions options, Clock& clock, Random& random)
       duplicates_(opt_.registry->GetCounter(
           "paypath_inbox_duplicates_total",
           "Deliveries acked without effect because the inbox (or the charge's postings) already had them")),
+      duplicates_by_message_id_(DuplicatesBy(*opt_.registry, "message_id")),
+      duplicates_by_charge_(DuplicatesBy(*opt_.registry, "charge")),
       poison_(opt_.registry->GetCounter("paypath_consumer_poison_rejections_total",
                                         "Poison messages rejected (each once: dead-lettered at once, by reason in "
                                         "paypath_dlq_messages_total)")),
@@ -88,8 +98,13 @@ Consumer::~Consumer() = default;
 Status Consumer::EnsureBroker() {
   if (mq_ && mq_->broken()) DropBroker();
   if (mq_) return OkStatus();
-  auto c = amqp::Connection::Open(opt_.amqp);
+  // Each reconnect starts at the node after the last one connected to (amqp::Settings::first_node); the
+  // deliveries the old connection held are redelivered by the broker and absorbed by the inbox.
+  amqp::Settings settings = opt_.amqp;
+  settings.first_node = next_node_;
+  auto c = amqp::Connection::Open(settings);
   if (!c.ok()) return c.error();
+  next_node_ = c.value()->node() + 1;
   amqp::Connection& conn = *c.value();
   // Verify only: the consumer may read its queue, nothing more (docs/design.md "Who may do what").
   Status s = amqp::VerifyTopology(conn, opt_.topology);
@@ -97,7 +112,9 @@ Status Consumer::EnsureBroker() {
   if (s.ok()) s = conn.Consume(opt_.topology.queue);
   if (!s.ok()) return s;
   mq_ = std::move(c.value());
-  log::Info("consumer_connected", {{"queue", opt_.topology.queue}, {"prefetch", static_cast<int>(opt_.prefetch)}});
+  log::Info("consumer_connected", {{"queue", opt_.topology.queue},
+                                   {"node", mq_->endpoint()},
+                                   {"prefetch", static_cast<int>(opt_.prefetch)}});
   return OkStatus();
 }
 
@@ -201,7 +218,7 @@ Status Consumer::DeadLetter(const amqp::Delivery& d, const std::string& reason, 
   return mq_->Reject(d.tag, /*requeue=*/false);
 }
 
-Result<std::vector<int>> Consumer::ApplyInTransaction(const std::vector<const events::ChargeEvent*>& events) {
+Result<std::vector<Applied>> Consumer::ApplyInTransaction(const std::vector<const events::ChargeEvent*>& events) {
   Status s = EnsureDatabase();
   if (!s.ok()) return s.error();
   auto tx = store::Transaction::Start(*pg_);
@@ -216,22 +233,25 @@ Result<std::vector<int>> Consumer::ApplyInTransaction(const std::vector<const ev
   // kOutcomeUnknown: the caller keeps the messages and retries; the inbox turns a committed batch into
   // duplicates, so the retry is safe.
   if (!c.ok()) return c.error();
-  std::vector<int> out;
-  for (Outcome o : *outcomes) out.push_back(static_cast<int>(o));
-  return out;
+  return outcomes;
 }
 
-Status Consumer::Settled(const amqp::Delivery& d, const events::ChargeEvent& e, int outcome) {
+Status Consumer::Settled(const amqp::Delivery& d, const events::ChargeEvent& e, const Applied& applied) {
+  // Nothing of it was kept (ApplyBatch removed its inbox row): a disagreeing duplicate is poison. The
+  // reject comes after the COMMIT, so a crash in between redelivers it and it is found to disagree again.
+  if (applied.outcome == Outcome::kChargeConflict) return DeadLetter(d, kChargeConflict, applied.detail, &e);
   Status s = mq_->Ack(d.tag);
   if (!s.ok()) return s;
-  if (static_cast<Outcome>(outcome) == Outcome::kApplied) {
+  if (applied.outcome == Outcome::kApplied) {
     applied_.Inc();
     apply_delay_.Observe(std::chrono::duration<double>(clock_.WallNow() - e.created_at).count());
   } else {
+    const bool by_inbox = applied.outcome == Outcome::kDuplicate;
     duplicates_.Inc();
+    (by_inbox ? duplicates_by_message_id_ : duplicates_by_charge_).Inc();
     log::Info("duplicate_delivery", {{"message_id", e.message_id},
                                      {"charge_id", e.charge_id},
-                                     {"by", static_cast<Outcome>(outcome) == Outcome::kDuplicate ? "inbox" : "charge"},
+                                     {"by", by_inbox ? "inbox" : "charge"},
                                      {"redelivered", d.redelivered}});
   }
   return OkStatus();

@@ -42,6 +42,7 @@
 #include "common/random.h"
 #include "common/result.h"
 #include "events/charge_event.h"
+#include "ledger/postings.h"
 #include "store/pg.h"
 
 namespace paypath::ledger {
@@ -49,6 +50,9 @@ namespace paypath::ledger {
 // Dead-letter reasons besides the event contract's violations (events::ViolationName).
 inline constexpr const char* kPostingRefused = "posting_refused";        // PostgreSQL refused it as data
 inline constexpr const char* kParkedByOperator = "parked_by_operator";  // `paypath dlq park`
+// A duplicate (its message id or its charge already applied) whose charge id, tenant, account, amount or
+// currency disagrees with what was posted: forged or corrupt, never a retry (postings.h).
+inline constexpr const char* kChargeConflict = "charge_conflict";
 
 // Every dead-letter reason name: the label values of paypath_dlq_messages_total.
 std::vector<std::string> DeadLetterReasons();
@@ -112,9 +116,9 @@ class Consumer {
   Result<int> Settle();
   Status DeadLetter(const amqp::Delivery& d, const std::string& reason, const std::string& detail,
                     const events::ChargeEvent* e);
-  Result<std::vector<int>> ApplyInTransaction(const std::vector<const events::ChargeEvent*>& events);
-  // Acks d and counts its outcome (applied / duplicate).
-  Status Settled(const amqp::Delivery& d, const events::ChargeEvent& e, int outcome);
+  Result<std::vector<Applied>> ApplyInTransaction(const std::vector<const events::ChargeEvent*>& events);
+  // Acks d and counts its outcome (applied / duplicate), or dead-letters it (charge_conflict).
+  Status Settled(const amqp::Delivery& d, const events::ChargeEvent& e, const Applied& applied);
 
   ConsumerOptions opt_;
   Clock& clock_;
@@ -122,12 +126,15 @@ class Consumer {
   std::unique_ptr<store::PgConn> pg_;
   bool migrated_ = false;
   std::unique_ptr<amqp::Connection> mq_;
+  size_t next_node_ = 0;  // the AMQP node list entry the next connect tries first
   std::vector<amqp::Delivery> pending_;  // received, not yet settled; valid only while mq_ lives
   int64_t max_delivery_count_ = 0;
   std::chrono::steady_clock::time_point max_delivery_count_at_{};
 
   metrics::Counter& applied_;
   metrics::Counter& duplicates_;
+  metrics::Counter& duplicates_by_message_id_;
+  metrics::Counter& duplicates_by_charge_;
   metrics::Counter& poison_;
   metrics::Counter& errors_;
   metrics::Counter& redeliveries_;

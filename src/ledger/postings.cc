@@ -15,6 +15,14 @@ constexpr const char* kPostSql =
     "VALUES ($1, $2, $3, 'debit', $5::bigint, $6, $7::uuid), ($1, $2, $4, 'credit', $5::bigint, $6, $7::uuid) "
     "ON CONFLICT (charge_id, direction) DO NOTHING";
 
+// What the ledger holds for a message id already in the inbox (inserted earlier, or by this transaction):
+// its charge id and that charge's debit posting's money fields.
+constexpr const char* kPostedSql =
+    "SELECT i.charge_id, e.tenant, e.account_id, e.amount, e.currency FROM inbox i "
+    "LEFT JOIN ledger_entries e ON e.charge_id = i.charge_id AND e.direction = 'debit' WHERE i.message_id = $1::uuid";
+
+constexpr const char* kForgetInboxSql = "DELETE FROM inbox WHERE message_id = $1::uuid";
+
 constexpr const char* kBalanceSql =
     "INSERT INTO account_balances (tenant, account_id, currency, balance) VALUES ($1, $2, $3, $4::bigint) "
     "ON CONFLICT (tenant, account_id, currency) DO UPDATE SET balance = account_balances.balance + EXCLUDED.balance";
@@ -63,15 +71,44 @@ std::string Bounded(const std::string& s, size_t n) { return s.size() <= n ? s :
 std::string DebitAccount(const events::ChargeEvent& e) { return "customer:" + e.account_id; }
 std::string CreditAccount(const events::ChargeEvent& e) { return "merchant:" + e.tenant; }
 
-Result<std::vector<Outcome>> ApplyBatch(store::PgConn& conn, const std::vector<const events::ChargeEvent*>& events) {
-  std::vector<Outcome> out;
+namespace {
+
+// "" when `e` agrees with what the ledger holds for its message id / charge, else what disagrees.
+Result<std::string> Disagreement(store::PgConn& conn, const events::ChargeEvent& e) {
+  auto r = conn.Exec(kPostedSql, {e.message_id});
+  if (!r.ok()) return r.error();
+  if (r->rows() == 0) return std::string();
+  const std::string charge_id = r->GetString(0, 0);
+  if (charge_id != e.charge_id)
+    return "message id already applied for charge " + charge_id + ", this message names charge " + e.charge_id;
+  if (r->IsNull(0, 1)) return std::string();  // no posting to compare with (never written by this consumer)
+  std::string what;
+  auto differs = [&](const char* field, const std::string& posted, const std::string& got) {
+    if (posted == got) return;
+    if (!what.empty()) what += ", ";
+    what += std::string(field) + " posted " + posted + ", message " + got;
+  };
+  differs("tenant", r->GetString(0, 1), e.tenant);
+  differs("account", r->GetString(0, 2), DebitAccount(e));
+  differs("amount", r->GetString(0, 3), std::to_string(e.amount));
+  differs("currency", r->GetString(0, 4), e.currency);
+  if (what.empty()) return std::string();
+  return "charge " + e.charge_id + " is already posted with other money fields: " + what;
+}
+
+}  // namespace
+
+Result<std::vector<Applied>> ApplyBatch(store::PgConn& conn, const std::vector<const events::ChargeEvent*>& events) {
+  std::vector<Applied> out;
   out.reserve(events.size());
   std::map<std::tuple<std::string, std::string, std::string>, int64_t> deltas;  // sorted: lock order
   for (const events::ChargeEvent* e : events) {
     auto inbox = conn.Exec(kInboxSql, {e->message_id, e->charge_id});
     if (!inbox.ok()) return inbox.error();
     if (inbox->affected() == 0) {
-      out.push_back(Outcome::kDuplicate);
+      auto differs = Disagreement(conn, *e);
+      if (!differs.ok()) return differs.error();
+      out.push_back(differs->empty() ? Applied{Outcome::kDuplicate, ""} : Applied{Outcome::kChargeConflict, *differs});
       continue;
     }
     std::string amount = std::to_string(e->amount);
@@ -79,14 +116,22 @@ Result<std::vector<Outcome>> ApplyBatch(store::PgConn& conn, const std::vector<c
                                      e->currency, e->message_id});
     if (!post.ok()) return post.error();
     if (post->affected() == 0) {
-      out.push_back(Outcome::kDuplicateCharge);
+      auto differs = Disagreement(conn, *e);
+      if (!differs.ok()) return differs.error();
+      if (differs->empty()) {
+        out.push_back({Outcome::kDuplicateCharge, ""});
+        continue;
+      }
+      auto forget = conn.Exec(kForgetInboxSql, {e->message_id});
+      if (!forget.ok()) return forget.error();
+      out.push_back({Outcome::kChargeConflict, *differs});
       continue;
     }
     if (post->affected() != 2)
       return Error::Internal("charge " + e->charge_id + " had half a posting already; refusing to add the other half");
     deltas[{e->tenant, DebitAccount(*e), e->currency}] -= e->amount;
     deltas[{e->tenant, CreditAccount(*e), e->currency}] += e->amount;
-    out.push_back(Outcome::kApplied);
+    out.push_back({Outcome::kApplied, ""});
   }
   for (const auto& [key, delta] : deltas) {
     auto r = conn.Exec(kBalanceSql, {std::get<0>(key), std::get<1>(key), std::get<2>(key), std::to_string(delta)});

@@ -6,6 +6,12 @@
 //   INSERT the debit (customer:<account_id>) and credit (merchant:<tenant>) postings
 //     ON CONFLICT (charge_id, direction) DO NOTHING               -- charge already posted under another
 //                                                                  -- message id: kDuplicateCharge, no effect
+// A duplicate of either kind is compared with what was posted (one more index probe, duplicates only):
+// the same charge id (for a message id already in the inbox) and the same tenant, account, amount and
+// currency. A duplicate that disagrees is kChargeConflict: nothing is posted and its inbox row (if this
+// call inserted one) is removed again, so a forged or corrupt message neither moves money nor leaves its
+// message id behind; the consumer dead-letters it (reason charge_conflict). created_at is not compared: a
+// charge committed again after a failover lost its first COMMIT has a new commit time and the same money.
 // then, once per batch, the balance deltas are upserted in sorted (tenant, account, currency) order, so two
 // consumers touching the same accounts lock them in the same order and cannot deadlock.
 // Balances are credits minus debits: the customer's goes down, the merchant's goes up.
@@ -32,6 +38,13 @@ enum class Outcome {
   kApplied,          // postings written, balances moved
   kDuplicate,        // message id already in the inbox
   kDuplicateCharge,  // new message id, but the charge already has postings
+  kChargeConflict,   // a duplicate of either kind whose charge id or money fields disagree with the posting
+};
+
+// One event's outcome; for kChargeConflict, what disagreed (ids and amounts only: no secrets).
+struct Applied {
+  Outcome outcome;
+  std::string detail;
 };
 
 // Applies `events` inside the caller's open transaction, and deletes their delivery_attempts rows (they
@@ -39,7 +52,7 @@ enum class Outcome {
 // Errors: those of PgConn::Exec (a PostgreSQL data refusal carries its sqlstate, class 22 or 23), and
 // kInternal when a charge already has one posting of the pair (the ledger is inconsistent; nothing is
 // added). On error the caller must roll back.
-Result<std::vector<Outcome>> ApplyBatch(store::PgConn& conn, const std::vector<const events::ChargeEvent*>& events);
+Result<std::vector<Applied>> ApplyBatch(store::PgConn& conn, const std::vector<const events::ChargeEvent*>& events);
 
 // The persisted attempt counts of these message ids (absent: never attempted alone). Autocommit.
 Result<std::map<std::string, int>> AttemptCounts(store::PgConn& conn, const std::vector<std::string>& message_ids);

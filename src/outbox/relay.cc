@@ -64,8 +64,12 @@ Status Relay::EnsureConnected() {
   }
   if (mq_ && mq_->broken()) mq_.reset();
   if (!mq_) {
-    auto c = amqp::Connection::Open(opt_.amqp);
+    // Each reconnect starts at the node after the last one connected to (amqp::Settings::first_node).
+    amqp::Settings settings = opt_.amqp;
+    settings.first_node = next_node_;
+    auto c = amqp::Connection::Open(settings);
     if (!c.ok()) return c.error();
+    next_node_ = c.value()->node() + 1;
     // The relay may not declare anything (it can write to paypath.events, nothing else); a missing queue
     // or exchange is a configuration error that stops it (docs/design.md "Who may do what").
     Status s = amqp::VerifyTopology(*c.value(), opt_.topology);
@@ -73,7 +77,7 @@ Status Relay::EnsureConnected() {
     s = c.value()->EnableConfirms();
     if (!s.ok()) return s;
     mq_ = std::move(c.value());
-    log::Info("relay_connected", {{"queue", opt_.topology.queue}});
+    log::Info("relay_connected", {{"queue", opt_.topology.queue}, {"node", mq_->endpoint()}});
   }
   return OkStatus();
 }

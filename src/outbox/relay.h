@@ -103,6 +103,7 @@ class Relay {
   TokenBucket bucket_;
   std::unique_ptr<store::PgConn> pg_;
   std::unique_ptr<amqp::Connection> mq_;
+  size_t next_node_ = 0;  // the AMQP node list entry the next connect tries first
   bool rate_limited_ = false;
   bool drained_ = false;
   int nacked_ = 0;

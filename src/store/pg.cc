@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "store/schema.h"
 
@@ -54,12 +55,63 @@ struct ConnectParams {
         interval(std::to_string(s.keepalives_interval.count())),
         count(std::to_string(s.keepalives_count)),
         user_timeout(std::to_string(s.tcp_user_timeout.count())) {}
-  std::string url, app, options, timeout, idle, interval, count, user_timeout;
-  const char* keys[10] = {"dbname",     "connect_timeout",     "application_name", "options",          "keepalives",
-                          "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout", nullptr};
-  const char* values[10] = {url.c_str(),  timeout.c_str(),  app.c_str(),   options.c_str(),      "1",
-                            idle.c_str(), interval.c_str(), count.c_str(), user_timeout.c_str(), nullptr};
+  // host, hostaddr, port: "" leaves the URL's (libpq skips empty values); ConnectWithin sets one entry of a
+  // multi-host URL at a time.
+  std::string url, app, options, timeout, idle, interval, count, user_timeout, host, hostaddr, port;
+  const char* keys[13] = {"dbname",     "connect_timeout",     "application_name", "options",          "keepalives",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout", "host",
+                          "hostaddr",   "port",                nullptr};
+  const char* values[13] = {url.c_str(),  timeout.c_str(),  app.c_str(),   options.c_str(),      "1",
+                            idle.c_str(), interval.c_str(), count.c_str(), user_timeout.c_str(), host.c_str(),
+                            hostaddr.c_str(), port.c_str(), nullptr};
 };
+
+// One entry of a multi-host connection string.
+struct HostEntry {
+  std::string host, hostaddr, port;
+};
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  if (s.empty()) return out;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+// The hosts of `url` when it names more than one (libpq's host / hostaddr / port lists); empty otherwise,
+// or when the lists do not line up (libpq then reports the error itself).
+std::vector<HostEntry> MultipleHosts(const std::string& url) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+  if (err) PQfreemem(err);
+  if (opts == nullptr) return {};
+  std::string host, hostaddr, port;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    if (std::strcmp(o->keyword, "host") == 0) host = o->val;
+    if (std::strcmp(o->keyword, "hostaddr") == 0) hostaddr = o->val;
+    if (std::strcmp(o->keyword, "port") == 0) port = o->val;
+  }
+  PQconninfoFree(opts);
+  std::vector<std::string> hosts = SplitCommas(host), addrs = SplitCommas(hostaddr), ports = SplitCommas(port);
+  size_t n = std::max(hosts.size(), addrs.size());
+  if (n <= 1) return {};
+  if ((!hosts.empty() && hosts.size() != n) || (!addrs.empty() && addrs.size() != n) ||
+      (ports.size() > 1 && ports.size() != n))
+    return {};
+  std::vector<HostEntry> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!hosts.empty()) out[i].host = hosts[i];
+    if (!addrs.empty()) out[i].hostaddr = addrs[i];
+    if (!ports.empty()) out[i].port = ports.size() == 1 ? ports[0] : ports[i];
+  }
+  return out;
+}
 
 std::string ErrorText(PGconn* c) {
   std::string msg = c ? PQerrorMessage(c) : "libpq could not allocate a connection";
@@ -93,24 +145,21 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::str
   return std::unique_ptr<PgConn>(new PgConn(c));
 }
 
-Result<std::unique_ptr<PgConn>> PgConn::ConnectWithin(const std::string& url, std::string_view application_name,
-                                                      Clock& clock, std::chrono::steady_clock::time_point deadline,
-                                                      std::chrono::milliseconds statement_timeout) {
-  // connect_timeout 0: the deadline below is the only bound (libpq ignores it under PQconnectPoll anyway).
-  PgSessionOptions session;
-  session.statement_timeout = statement_timeout;
-  ConnectParams p(url, application_name, session, "0");
+namespace {
+
+// One asynchronous connect (PQconnectStartParams / PQconnectPoll), bounded by `deadline` only.
+Result<PGconn*> ConnectPolling(const ConnectParams& p, Clock& clock, std::chrono::steady_clock::time_point deadline) {
   PGconn* c = PQconnectStartParams(p.keys, p.values, /*expand_dbname=*/1);
   if (c == nullptr) return Error::Internal("libpq could not allocate a connection");
-  auto fail = [&](std::string why) -> Result<std::unique_ptr<PgConn>> {
+  auto fail = [&](std::string why) -> Result<PGconn*> {
     PQfinish(c);
-    return Error::Unavailable("postgres connect: " + why);
+    return Error::Unavailable(std::move(why));
   };
   if (PQstatus(c) == CONNECTION_BAD) return fail(ErrorText(c));
   // libpq's contract: start as if PQconnectPoll had answered "writing", then wait for what it asks.
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   for (;;) {
-    if (st == PGRES_POLLING_OK) return std::unique_ptr<PgConn>(new PgConn(c));
+    if (st == PGRES_POLLING_OK) return c;
     if (st == PGRES_POLLING_FAILED) return fail(ErrorText(c));
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock.Now()).count();
     if (left <= 0) return fail("no connection within the deadline");
@@ -119,6 +168,43 @@ Result<std::unique_ptr<PgConn>> PgConn::ConnectWithin(const std::string& url, st
     if (rc == 0 || (rc < 0 && errno == EINTR)) continue;  // the loop re-checks the deadline
     st = PQconnectPoll(c);
   }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgConn>> PgConn::ConnectWithin(const std::string& url, std::string_view application_name,
+                                                      Clock& clock, std::chrono::steady_clock::time_point deadline,
+                                                      std::chrono::milliseconds statement_timeout) {
+  // connect_timeout 0: the deadline below is the only bound (libpq ignores it under PQconnectPoll anyway).
+  PgSessionOptions session;
+  session.statement_timeout = statement_timeout;
+  ConnectParams p(url, application_name, session, "0");
+  // A multi-host URL: under PQconnectPoll libpq moves to the next host only when one fails outright, never
+  // when one is silent (connect_timeout is not applied), so a partitioned first host would take the whole
+  // deadline. Each host instead gets an equal share of what is left, one after the other, in the URL's
+  // order (target_session_attrs still applies to each).
+  std::vector<HostEntry> hosts = MultipleHosts(url);
+  if (hosts.empty()) {
+    auto c = ConnectPolling(p, clock, deadline);
+    if (!c.ok()) return Error::Unavailable("postgres connect: " + c.error().message);
+    return std::unique_ptr<PgConn>(new PgConn(*c));
+  }
+  std::string errors;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    auto now = clock.Now();
+    if (now >= deadline) break;
+    p.host = hosts[i].host;
+    p.hostaddr = hosts[i].hostaddr;
+    p.port = hosts[i].port;
+    p.values[9] = p.host.c_str();
+    p.values[10] = p.hostaddr.c_str();
+    p.values[11] = p.port.c_str();
+    auto c = ConnectPolling(p, clock, now + (deadline - now) / static_cast<int>(hosts.size() - i));
+    if (c.ok()) return std::unique_ptr<PgConn>(new PgConn(*c));
+    const std::string& name = hosts[i].host.empty() ? hosts[i].hostaddr : hosts[i].host;
+    errors += (errors.empty() ? "" : "; ") + name + ":" + hosts[i].port + ": " + c.error().message;
+  }
+  return Error::Unavailable("postgres connect: no host answered within the deadline: " + errors);
 }
 
 bool PgConn::ClosedWhileIdle() {
