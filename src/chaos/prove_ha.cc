@@ -345,17 +345,22 @@ int RunProveHa(const ProveOptions& o) {
       }
       f.t_kill = lever.Now();
       bool killed = !leader.empty() && lever.Ok({"kill", f.victim});
-      if (kind == "queue-leader") {
-        f.new_leader = killed ? lever.AwaitNewLeader("queue", leader, std::chrono::seconds(90), q) : "";
-      } else {
-        f.new_leader = killed ? lever.Leader("queue", q) : "";
-      }
+      // A leader's death elects another; a follower's leaves the leader where it was.
+      std::string after = !killed ? ""
+                          : kind == "queue-leader" ? lever.AwaitNewLeader("queue", leader, std::chrono::seconds(90), q)
+                                                   : lever.Leader("queue", q);
       f.t_failover = lever.Now();
       bool back = lever.Ok({"start", f.victim});
       f.t_back = lever.Now();
-      f.ok = killed && back && !f.new_leader.empty() && f.new_leader != f.victim &&
-             (kind == "queue-leader" || f.new_leader == leader);
-      f.detail = kind == "queue-leader" ? "queue " + q + " leader" : "queue leader " + leader + " kept";
+      if (kind == "queue-leader") {
+        f.new_leader = after;
+        f.ok = killed && back && !after.empty() && after != leader;
+        f.detail = "the leader of queue " + q;
+      } else {
+        f.ok = killed && back && after == leader;
+        f.detail = "a follower of queue " + q + "; its leader " + (after.empty() ? std::string("?") : after) +
+                   (after == leader ? " kept" : " changed (was " + leader + ")");
+      }
     } else if (kind == "pg-primary" || kind == "pg-partition") {
       std::string leader = lever.Leader("pg");
       f.victim = leader;
