@@ -426,6 +426,74 @@ TEST_F(ApiTest, SixtyFourConcurrentRequestsWithOneKeyChargeOnce) {
   EXPECT_EQ(OutboxFor(key), 1);
 }
 
+// Issue 11 item 4: while the first request is at work, its Redis marker answers the storm (409 from
+// Redis), so PostgreSQL sees a handful of claims, not 64.
+TEST_F(ApiTest, ADuplicateStormIsAnsweredByTheRedisGateWithFewPostgresClaims) {
+  ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(500)@1").ok());  // the first stays in flight
+  const double claims = Metric("paypath_idempotency_pg_claims_total");
+  const double held = Metric("paypath_idempotency_gate_total{result=\"held\"}");
+  std::string key = NewKey("storm");
+  constexpr int kN = 64;
+  std::barrier sync(kN);
+  std::atomic<int> created{0}, conflict{0}, replayed{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kN; ++i) {
+    threads.emplace_back([&] {
+      std::string raw = BuildRequest("POST", "/v1/charges",
+                                     {{"Authorization", std::string("Bearer ") + kKeyA},
+                                      {"Idempotency-Key", key},
+                                      {"Content-Type", "application/json"}},
+                                     kBody);
+      sync.arrive_and_wait();
+      RawResponse r = RawHttp(port_, raw);
+      if (r.status == 201 && r.headers.count("idempotent-replayed") == 0) created++;
+      else if (r.status == 201) replayed++;
+      else if (r.status == 409) conflict++;
+      else other++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+  const double pg_claims = Metric("paypath_idempotency_pg_claims_total") - claims;
+  EXPECT_GE(pg_claims, 1);
+  EXPECT_LE(pg_claims, 8) << "the gate should answer the storm; " << conflict << " 409s, " << replayed << " replays";
+  EXPECT_GE(Metric("paypath_idempotency_gate_total{result=\"held\"}") - held, kN - 8);
+}
+
+// A marker lost between the gate and the claim (Redis flushed) decides nothing: the next request goes
+// through to PostgreSQL, which still holds the first request's lease (409), and the key charges once.
+TEST_F(ApiTest, ARedisGateMarkerLostBetweenGateAndClaimStillChargesOnce) {
+  ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(1500)@1").ok());
+  const double entered = Metric("paypath_idempotency_gate_total{result=\"entered\"}");
+  const double claims = Metric("paypath_idempotency_pg_claims_total");
+  std::string key = NewKey("gate-lost");
+  RawResponse first;
+  std::thread t([&] { first = Post(key, kBody); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return KeysFor(key) == 1; }, std::chrono::seconds(5)));  // gated and claimed
+  auto addr = store::ParseRedisUrl(testing::RedisAdminUrl());
+  ASSERT_TRUE(addr.ok());
+  auto redis = store::RedisConn::Connect(addr.value(), std::chrono::milliseconds(500));
+  ASSERT_TRUE(redis.ok());
+  auto marker = redis.value()->Get(store::HotTier::GateKey(hot_->ns(), "tenant_a", key));
+  ASSERT_TRUE(marker.ok());
+  EXPECT_TRUE(marker->has_value());
+  ASSERT_TRUE(redis.value()->Command({"FLUSHALL"}).ok());
+  RawResponse second = Post(key, kBody);  // enters the (empty) gate again; PostgreSQL answers 409
+  EXPECT_EQ(second.status, 409) << second.body;
+  t.join();
+  EXPECT_EQ(first.status, 201);
+  RawResponse third = Post(key, kBody);
+  EXPECT_EQ(third.status, 201);
+  EXPECT_EQ(third.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+  EXPECT_EQ(Metric("paypath_idempotency_gate_total{result=\"entered\"}") - entered, 2);
+  EXPECT_EQ(Metric("paypath_idempotency_pg_claims_total") - claims, 2);
+}
+
 TEST_F(ApiTest, InFlightKeyGets409WithRetryAfter) {
   ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(1500)@1").ok());
   std::string key = NewKey("inflight");
@@ -535,14 +603,12 @@ TEST_F(ApiTest, ExpiredLeaseIsTakenOverAndStaleOwnerCannotComplete) {
 
   // The stale owner wakes up and tries to complete: refused, nothing written.
   store::ChargeRow row = Row("ch_stale_", key, 1234, "USD", 1);
-  bool outbox_called = false;
-  auto done = store_->Complete("dead-owner", row, 201, "{}", std::chrono::hours(1), [&](store::PgConn&) {
-    outbox_called = true;
-    return OkStatus();
-  });
+  store::CompletionRequest stale{"dead-owner", row, 201, "{}", std::chrono::hours(1),
+                                 {SystemRandom::Instance().Uuid4(), "charge.succeeded", "{}"}};
+  auto done = store_->Complete(stale);
   ASSERT_FALSE(done.ok());
   EXPECT_EQ(done.error().code, ErrorCode::kFailedPrecondition);
-  EXPECT_FALSE(outbox_called);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE aggregate_id = '" + row.id + "'"), 0);
   EXPECT_EQ(ChargesFor(key), 1);
   RawResponse replay = Post(key, kBody);
   EXPECT_EQ(replay.headers["idempotent-replayed"], "true");
@@ -554,8 +620,8 @@ TEST_F(ApiTest, ExpiredKeysArePurgedInBoundedBatches) {
   ASSERT_TRUE(store_->Claim("tenant_a", key, std::string(64, 'a'), "o1", std::chrono::milliseconds(5000)).ok());
   // Created in 1970: with 1 ms retention the key is long expired.
   store::ChargeRow row = Row("ch_purge_", key, 1, "EUR", 1000000);
-  auto done = store_->Complete("o1", row, 201, "{}", std::chrono::milliseconds(1),
-                               [](store::PgConn&) { return OkStatus(); });
+  auto done = store_->Complete({"o1", row, 201, "{}", std::chrono::milliseconds(1),
+                                {SystemRandom::Instance().Uuid4(), "charge.succeeded", "{}"}});
   ASSERT_TRUE(done.ok()) << done.error().ToString();
   EXPECT_EQ(KeysFor(key), 1);
   auto n = store_->PurgeExpired(1, std::chrono::hours(24));
@@ -696,6 +762,39 @@ TEST_F(ApiTest, PurgedKeyRetriedReplaysFromItsChargeAndAChangedBodyIs422) {
   EXPECT_EQ(changed.status, 422) << changed.body;
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
+}
+
+// Issue 11 item 3: with the in-process cache, a replay needs neither Redis nor PostgreSQL.
+TEST_F(ApiTest, AReplayIsServedFromTheInProcessCacheWithoutRedisOrPostgres) {
+  store::HotTier tier(testing::RedisUrl(), Namespace(), SystemClock::Instance(), std::chrono::milliseconds(100),
+                      std::chrono::milliseconds(50), /*local_entries=*/16);
+  api::ChargeOptions opts;
+  opts.lease = std::chrono::milliseconds(5000);
+  api::ChargeApi charges({{kKeyA, "tenant_a"}}, *store_, tier, SystemClock::Instance(), SystemRandom::Instance(), opts);
+  const std::string key = NewKey("local");
+  http::HttpRequest req;
+  req.method = "POST";
+  req.target = "/v1/charges";
+  req.headers = {{"Authorization", std::string("Bearer ") + kKeyA}, {"Idempotency-Key", key},
+                 {"Content-Type", "application/json"}};
+  req.body = kBody;
+  http::HttpResponse first = charges.Create(req);
+  ASSERT_EQ(first.status, 201) << first.body;
+  ForgetInRedis("tenant_a", key);  // Redis no longer has it
+  const double hits = Metric("paypath_idempotency_local_cache_total{result=\"hit\"}");
+  const double claims = Metric("paypath_idempotency_pg_claims_total");
+  http::HttpResponse again = charges.Create(req);
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.body, first.body);
+  ASSERT_NE(again.Header("Idempotent-Replayed"), nullptr);
+  EXPECT_EQ(*again.Header("Idempotent-Replayed"), "true");
+  EXPECT_EQ(Metric("paypath_idempotency_local_cache_total{result=\"hit\"}"), hits + 1);
+  EXPECT_EQ(Metric("paypath_idempotency_pg_claims_total"), claims);  // PostgreSQL not asked
+  tier.SetNamespace("another-instance");  // a restore: the warm process forgets, PostgreSQL answers
+  http::HttpResponse after = charges.Create(req);
+  EXPECT_EQ(after.status, 201);
+  EXPECT_EQ(Metric("paypath_idempotency_pg_claims_total"), claims + 1);
+  EXPECT_EQ(ChargesFor(key), 1);
 }
 
 TEST_F(ApiTest, ACachedValueNotNamingThisInstanceIsAnInvalidMiss) {

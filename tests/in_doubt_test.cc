@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <future>
 #include <memory>
 
 #include "api/charges.h"
@@ -70,7 +71,10 @@ class InDoubtTest : public ::testing::Test {
     ASSERT_TRUE(p.ok()) << p.error().ToString();
     proxy_ = std::move(p.value());
     pool_ = std::make_unique<store::PgPool>(ViaProxy(*db_, proxy_->port()), "in-doubt-test", 8);
-    store_ = std::make_unique<store::IdempotencyStore>(*pool_);
+    store::GroupCommitOptions gc;
+    // One batch at a time, so requests queued while a batch is held form the next batch together.
+    gc.connections = 1;
+    store_ = std::make_unique<store::IdempotencyStore>(*pool_, gc);
     hot_ = std::make_unique<store::HotTier>("", "unused", SystemClock::Instance());  // PostgreSQL answers alone
     api::ChargeOptions opts;
     opts.lease = std::chrono::milliseconds(5000);
@@ -273,6 +277,47 @@ TEST_F(InDoubtTest, TheResolverRetriesWhenDueUntilTheDatabaseAnswersAndStaysBoun
   EXPECT_EQ(resolver.pending(), 0u);
   EXPECT_EQ(KeysFor(key), 0);  // our claim released
   EXPECT_FALSE(resolver.Recheck("tenant_a", key).has_value());
+}
+
+// A batch of completions whose COMMIT reply is lost while the database cannot be reached: every request of
+// the batch is outcome-unknown (never 201, never "nothing was charged", never 409) with its key held, and
+// once the database answers each retry settles to its own single charge.
+TEST_F(InDoubtTest, AnInDoubtBatchCommitLeavesEveryRequestInItOutcomeUnknownWithItsLeaseKept) {
+  constexpr int kN = 4;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kN; ++i) keys.push_back(NewKey("batch-unknown"));
+  const double batches = Metric("paypath_group_commit_batch_size_count{phase=\"complete\"}");
+  const double items = Metric("paypath_group_commit_batch_size_sum{phase=\"complete\"}");
+  ASSERT_TRUE(failpoints::Configure("group_commit.complete.form=delay(3000)@1").ok());
+  std::vector<std::future<RawResponse>> posts;
+  for (const auto& k : keys) posts.push_back(std::async(std::launch::async, [this, k] { return Post(k, kBody); }));
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return Metric("paypath_group_commit_queued{phase=\"complete\"}") >= kN; }, std::chrono::seconds(10)));
+  // The held batch's COMMIT reaches the server and its reply is lost; nobody can connect to settle it.
+  proxy_->Arm(PgCutTarget::kCommit, 1, PgCutMode::kForwardThenCut);
+  proxy_->SetRefuseConnections(true);
+  for (auto& p : posts) {
+    RawResponse r = p.get();
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(ProblemType(r), "/problems/outcome-unknown") << r.body;
+  }
+  EXPECT_EQ(proxy_->counts().commit_cuts, 1);  // one COMMIT for the four
+  EXPECT_EQ(Metric("paypath_group_commit_batch_size_count{phase=\"complete\"}"), batches + 1);
+  EXPECT_EQ(Metric("paypath_group_commit_batch_size_sum{phase=\"complete\"}"), items + kN);
+  for (const auto& k : keys) {
+    RawResponse again = Post(k, kBody);  // still unsettled: outcome-unknown again, never 409
+    EXPECT_EQ(again.status, 503);
+    EXPECT_EQ(ProblemType(again), "/problems/outcome-unknown") << again.body;
+  }
+  proxy_->SetRefuseConnections(false);
+  for (const auto& k : keys) {
+    RawResponse settled = Post(k, kBody);
+    EXPECT_EQ(settled.status, 201) << settled.body;
+    EXPECT_EQ(settled.headers["idempotent-replayed"], "true");
+    EXPECT_EQ(ChargesFor(k), 1);
+    EXPECT_EQ(OutboxFor(k), 1);
+    EXPECT_EQ(KeysFor(k), 1);
+  }
 }
 
 TEST_F(InDoubtTest, SettlingNeverReleasesAnotherOwnersLease) {

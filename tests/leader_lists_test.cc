@@ -256,5 +256,40 @@ TEST_F(LeaderListsTest, AConnectWithinADeadlineSkipsASilentFirstHost) {
   EXPECT_LT(took.count(), 1000);
 }
 
+// Seen on the HA stack (docs/design.md "Finding the new leader"): a relay that reconnected to a surviving
+// node while the quorum queue was still electing its new leader had every later publish on that channel
+// nacked, for as long as the connection lived, while a fresh connection to the same node published at
+// once. So a batch with nacks is retried on a new connection (and, with a node list, the next node).
+// Here the broker nacks by design (a queue full with x-overflow reject-publish); node 1 is a forwarder so
+// the test can count the relay's connections.
+TEST_F(LeaderListsTest, ABatchTheBrokerNackedIsRetriedOnANewConnection) {
+  {
+    auto admin = LedgerFixture::Admin();
+    ASSERT_TRUE(admin.ok()) << admin.error().ToString();
+    amqp::Topology t;
+    t.queue = fx_->queue();
+    ASSERT_TRUE(amqp::DeleteTopology(*admin.value(), t).ok());
+    ASSERT_TRUE(admin.value()->DeclareExchange(t.dead_letter_exchange(), "direct").ok());
+    ASSERT_TRUE(admin.value()->DeclareQueue(t.dead_letter_queue(), {}).ok());
+    ASSERT_TRUE(admin.value()->DeclareQueue(t.queue, {{"x-max-length", int64_t{1}}, {"x-overflow", "reject-publish"}}).ok());
+    ASSERT_TRUE(admin.value()->BindQueue(t.queue, amqp::kExchange, t.queue).ok());
+  }
+  const int broker = PortOf(RelayAmqpUrl());
+  NodeProxy node1(broker);
+  metrics::Registry reg;
+  auto ro = fx_->RelayOpts(reg);
+  ro.amqp.url = NodeList(RelayAmqpUrl(), {node1.port()});
+  outbox::Relay relay(ro, SystemClock::Instance(), fx_->random());
+  fx_->Seed(3);
+  auto first = relay.RunOnce();
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  EXPECT_EQ(*first, 1);
+  EXPECT_EQ(relay.nacked(), 2);
+  EXPECT_EQ(node1.accepted(), 1);
+  (void)relay.RunOnce();  // the queue is still full: nacked again, but on a new connection
+  EXPECT_EQ(node1.accepted(), 2) << "the nacked batch was retried on the connection that nacked it";
+  EXPECT_EQ(fx_->Unpublished(), 2);
+}
+
 }  // namespace
 }  // namespace paypath::testing

@@ -11,7 +11,6 @@
 #include "common/metrics.h"
 #include "events/charge_event.h"
 #include "events/ids.h"
-#include "outbox/outbox.h"
 
 namespace paypath::api {
 namespace {
@@ -43,6 +42,17 @@ struct Metrics {
   metrics::Counter& stale = metrics::Registry::Default().GetCounter(
       "paypath_idempotency_stale_owner_total", "Completions refused because the lease had passed to another owner");
 
+  metrics::Counter& gate_entered = Gate("entered");
+  metrics::Counter& gate_held = Gate("held");
+  metrics::Counter& gate_open = Gate("open");
+
+  static metrics::Counter& Gate(const char* result) {
+    return metrics::Registry::Default().GetCounter(
+        "paypath_idempotency_gate_total",
+        "Redis in-flight gate (SET NX PX) before the PostgreSQL claim, by result (entered = went on to claim, "
+        "held = answered 409 from Redis, open = no decision: PostgreSQL decided)",
+        {{"result", result}});
+  }
   static metrics::Counter& Cache(const char* result) {
     return metrics::Registry::Default().GetCounter(
         "paypath_idempotency_cache_total",
@@ -191,6 +201,28 @@ HttpResponse ChargeApi::AnswerFromCharge(const std::string& tenant, const store:
 }
 
 HttpResponse ChargeApi::Create(const HttpRequest& req) {
+  auto validated = Validate(req);
+  if (auto* r = std::get_if<HttpResponse>(&validated)) return std::move(*r);
+  const Validated& v = std::get<Validated>(validated);
+  bool gated = false;
+  // Leaves the Redis gate whatever the answer, after Respond has cached a completed response (so the next
+  // request finds the replay, not an open gate).
+  struct GateExit {
+    store::HotTier& hot;
+    const Validated& v;
+    const bool& gated;
+    ~GateExit() {
+      if (gated) hot.Leave(*v.tenant, v.key);
+    }
+  } gate_exit{hot_, v, gated};
+  auto claimed = Resolve(v, &gated);
+  if (auto* r = std::get_if<HttpResponse>(&claimed)) return std::move(*r);
+  auto executed = Execute(v, std::get<Claimed>(claimed));
+  if (auto* r = std::get_if<HttpResponse>(&executed)) return std::move(*r);
+  return Respond(v, std::get<Executed>(executed));
+}
+
+ChargeApi::Phase<ChargeApi::Validated> ChargeApi::Validate(const HttpRequest& req) const {
   const std::string* tenant = Authenticate(req);
   if (tenant == nullptr)
     return Rejected(401, "unauthorized", "Unauthorized", "send a valid API key as 'Authorization: Bearer <key>'");
@@ -217,27 +249,47 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
     M().rejected.Inc();
     return r;
   }
-  ChargeRequest& charge = std::get<ChargeRequest>(parsed);
-  const std::string fingerprint = Fingerprint("POST", "/v1/charges", charge.canonical_body);
+  Validated v;
+  v.tenant = tenant;
+  v.key = key.value();
+  v.charge = std::move(std::get<ChargeRequest>(parsed));
+  v.fingerprint = Fingerprint("POST", "/v1/charges", v.charge.canonical_body);
+  return v;
+}
 
+ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Resolve(const Validated& v, bool* gated) {
+  const std::string& tenant = *v.tenant;
   // An earlier attempt with this key is in doubt on this process: settle it first. Unsettled, the answer
   // stays outcome-unknown (a 409 would hide that the charge may exist); settled, the claim below sees the
   // truth (the committed key replays, a released one is claimed afresh).
-  if (auto earlier = resolver_.Recheck(*tenant, key.value());
-      earlier && earlier->outcome == Resolution::Outcome::kPending)
+  if (auto earlier = resolver_.Recheck(tenant, v.key); earlier && earlier->outcome == Resolution::Outcome::kPending)
     return OutcomeUnknown(
         "an earlier attempt with this Idempotency-Key is still in doubt (the database connection failed before "
         "its outcome was known); the charge may exist. Retry with the same key, never with a new one");
 
   // Hot tier: a completed key answers without PostgreSQL. A miss or an error falls through.
   store::KeyRecord cached;
-  switch (hot_.Get(*tenant, key.value(), &cached)) {
+  switch (hot_.Get(tenant, v.key, &cached)) {
     case store::HotTier::Lookup::kHit:
       M().cache_hit.Inc();
-      if (DecideCompleted(cached, fingerprint) == Decision::kReplay) return Replay(cached);
-      return Mismatch(*tenant);
+      if (DecideCompleted(cached, v.fingerprint) == Decision::kReplay) return Replay(cached);
+      return Mismatch(tenant);
     case store::HotTier::Lookup::kMiss:
       M().cache_miss.Inc();
+      // The in-flight gate, only when Redis just answered: a marker's presence may answer 409, its
+      // absence (or Redis failing) decides nothing and the PostgreSQL claim below decides.
+      switch (hot_.Enter(tenant, v.key, v.fingerprint, options_.lease)) {
+        case store::HotTier::Gate::kEntered:
+          M().gate_entered.Inc();
+          *gated = true;
+          break;
+        case store::HotTier::Gate::kHeld:
+          M().gate_held.Inc();
+          return InFlight("a request with this Idempotency-Key is still in progress");
+        case store::HotTier::Gate::kOpen:
+          M().gate_open.Inc();
+          break;
+      }
       break;
     case store::HotTier::Lookup::kError:
       M().cache_error.Inc();
@@ -247,15 +299,16 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
       break;
   }
 
-  const std::string owner = random_.Hex128();
-  auto claim = store_.Claim(*tenant, key.value(), fingerprint, owner, options_.lease);
+  Claimed c;
+  c.owner = random_.Hex128();
+  auto claim = store_.Claim(tenant, v.key, v.fingerprint, c.owner, options_.lease);
   if (!claim.ok()) {
     if (claim.error().code == ErrorCode::kAborted) return InFlight("the key is under heavy contention; retry");
     if (claim.error().code == ErrorCode::kOutcomeUnknown) {
       // The claim may have landed: our in-flight row would hold the key for a lease. Nothing can have been
       // charged (the charge is a later transaction); the resolver releases the row once it can.
-      log::Warn("claim_outcome_unknown", {{"tenant", *tenant}, {"error", claim.error().ToString()}});
-      Resolution settled = resolver_.Resolve({InDoubtPhase::kClaim, *tenant, key.value(), owner, ""});
+      log::Warn("claim_outcome_unknown", {{"tenant", tenant}, {"error", claim.error().ToString()}});
+      Resolution settled = resolver_.Resolve({InDoubtPhase::kClaim, tenant, v.key, c.owner, ""});
       if (settled.outcome != Resolution::Outcome::kPending)
         return OutcomeUnknown("the database connection failed while claiming the key; nothing was charged and the "
                               "key is free again. Retry with the same Idempotency-Key");
@@ -264,16 +317,16 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.lease).count()) +
                             " s (its lease). Retry with the same Idempotency-Key");
     }
-    log::Warn("claim_failed", {{"tenant", *tenant}, {"error", claim.error().ToString()}});
+    log::Warn("claim_failed", {{"tenant", tenant}, {"error", claim.error().ToString()}});
     return Unavailable("the database is unavailable; nothing was charged", 1);
   }
-  switch (Decide(claim.value(), fingerprint)) {
+  switch (Decide(claim.value(), v.fingerprint)) {
     case Decision::kReplay:
       if (claim->kind == store::ClaimResult::Kind::kCharged) return ReplayFromCharge(claim->charge);
-      hot_.Put(*tenant, key.value(), claim->existing);
+      hot_.Put(tenant, v.key, claim->existing);
       return Replay(claim->existing);
     case Decision::kMismatch:
-      return Mismatch(*tenant);
+      return Mismatch(tenant);
     case Decision::kInFlight:
       return InFlight("a request with this Idempotency-Key is still in progress");
     case Decision::kProceed:
@@ -281,102 +334,108 @@ HttpResponse ChargeApi::Create(const HttpRequest& req) {
   }
   if (claim->kind == store::ClaimResult::Kind::kTakenOver) {
     M().takeovers.Inc();
-    log::Warn("lease_taken_over", {{"tenant", *tenant}});
+    log::Warn("lease_taken_over", {{"tenant", tenant}});
   }
+  c.claim = std::move(claim.value());
+  return c;
+}
 
+ChargeApi::Phase<ChargeApi::Executed> ChargeApi::Execute(const Validated& v, const Claimed& c) {
+  const std::string& tenant = *v.tenant;
   // Widens the in-flight window for tests (delay) or fails after the claim (error).
   if (failpoints::Hit("api.after_claim")) {
-    (void)store_.Release(*tenant, key.value(), owner);
+    (void)store_.Release(tenant, v.key, c.owner);
     return Unavailable("injected failure after claim (failpoint api.after_claim)", 1);
   }
 
-  store::ChargeRow row;
+  Executed e;
+  store::ChargeRow& row = e.row;
   // Derived from (tenant, key), never random: a COMMIT a failover lost and its retry on the new primary
   // produce the same charge and the same event, which the ledger then applies once (events/ids.h).
-  row.id = events::ChargeId(*tenant, key.value());
-  row.tenant = *tenant;
-  row.idem_key = key.value();
-  row.account_id = charge.account_id;
-  row.amount = charge.amount;
-  row.currency = charge.currency;
-  row.description = charge.description;
-  row.fingerprint = fingerprint;
-  row.created_unix_us = claim->claimed_at_unix_us;  // the database clock, never this host's
-  const std::string body = RenderCharge(row);
+  row.id = events::ChargeId(tenant, v.key);
+  row.tenant = tenant;
+  row.idem_key = v.key;
+  row.account_id = v.charge.account_id;
+  row.amount = v.charge.amount;
+  row.currency = v.charge.currency;
+  row.description = v.charge.description;
+  row.fingerprint = v.fingerprint;
+  row.created_unix_us = c.claim.claimed_at_unix_us;  // the database clock, never this host's
+  e.body = RenderCharge(row);
   const std::string message_id = events::MessageId(row.id, events::kChargeSucceeded);
 
-  auto done = store_.Complete(owner, row, 201, body, options_.retention, [&](store::PgConn& conn) {
-    if (failpoints::Hit("api.before_commit")) return Status(Error::Unavailable("injected failure before commit"));
-    return outbox::Append(conn, {message_id, row.tenant, row.id, events::kChargeSucceeded, ChargePayload(row, message_id)});
-  });
-  if (!done.ok()) {
-    const Error& e = done.error();
-    if (e.code == ErrorCode::kFailedPrecondition) {
-      M().stale.Inc();
-      log::Warn("stale_lease_owner", {{"tenant", *tenant}});
-      return InFlight("this request's lease on the key expired and another request took it over");
-    }
-    if (e.code == ErrorCode::kConflict) {
-      // The key already has its charge (its record was purged while we held a fresh claim): answer from it.
-      (void)store_.Release(*tenant, key.value(), owner);
-      auto existing = store_.GetChargeByKey(*tenant, key.value());
-      if (existing.ok()) return AnswerFromCharge(*tenant, existing.value(), fingerprint);
-      return Unavailable("the database is unavailable; nothing was charged", 1);
-    }
-    if (e.code == ErrorCode::kOutcomeUnknown) {
-      // The charge may be durable. The lease stays ours until settled, so nobody else runs the key.
-      log::Error("commit_outcome_unknown", {{"tenant", *tenant}, {"charge_id", row.id}});
-      Resolution settled = resolver_.Resolve({InDoubtPhase::kCommit, *tenant, key.value(), owner, row.id});
-      if (settled.outcome == Resolution::Outcome::kNotCommitted)
-        return Unavailable("the database connection failed during commit and the charge did not commit; nothing "
-                           "was charged. Retry with the same Idempotency-Key", 1);
-      if (settled.outcome == Resolution::Outcome::kPending)
-        return OutcomeUnknown("the database connection failed during commit; the charge may exist. Retry with the "
-                              "same Idempotency-Key to learn its outcome, never with a new one");
-      // Committed: answer as if the COMMIT had replied (the resolver counted the charge).
-      M().created.Inc();
-      store::KeyRecord completed = settled.record;
-      completed.fingerprint = fingerprint;
-      completed.response_status = 201;
-      completed.response_body = body;
-      completed.charge_id = row.id;
-      hot_.Put(*tenant, key.value(), completed);
-      log::Info("charge_created", {{"tenant", *tenant}, {"charge_id", row.id}, {"amount", row.amount},
-                                   {"currency", row.currency}, {"in_doubt", "committed"}});
-      HttpResponse r;
-      r.status = 201;
-      r.body = body;
-      SetKeyHeaders(r, row.id, completed.expires_at_unix_ms);
-      return r;
-    }
-    (void)store_.Release(*tenant, key.value(), owner);
-    log::Warn("charge_failed", {{"tenant", *tenant}, {"error", e.ToString()}});
+  store::CompletionRequest done_req;
+  done_req.owner = c.owner;
+  done_req.charge = row;
+  done_req.response_status = 201;
+  done_req.response_body = e.body;
+  done_req.retention = options_.retention;
+  done_req.outbox = {message_id, events::kChargeSucceeded, ChargePayload(row, message_id)};
+  auto done = store_.Complete(done_req);
+  e.completed.completed = true;
+  e.completed.fingerprint = v.fingerprint;
+  e.completed.response_status = 201;
+  e.completed.response_body = e.body;
+  e.completed.charge_id = row.id;
+  if (done.ok()) {
+    M().charges.Inc();
+    e.completed.expires_at_unix_ms = done->expires_at_unix_ms;
+    e.completed.ttl_ms = done->ttl_ms;
+    return e;
+  }
+  const Error& err = done.error();
+  if (err.code == ErrorCode::kFailedPrecondition) {
+    M().stale.Inc();
+    log::Warn("stale_lease_owner", {{"tenant", tenant}});
+    return InFlight("this request's lease on the key expired and another request took it over");
+  }
+  if (err.code == ErrorCode::kConflict) {
+    // The key already has its charge (its record was purged while we held a fresh claim): answer from it.
+    (void)store_.Release(tenant, v.key, c.owner);
+    auto existing = store_.GetChargeByKey(tenant, v.key);
+    if (existing.ok()) return AnswerFromCharge(tenant, existing.value(), v.fingerprint);
     return Unavailable("the database is unavailable; nothing was charged", 1);
   }
-  M().charges.Inc();
-  M().created.Inc();
+  if (err.code == ErrorCode::kOutcomeUnknown) {
+    // The charge may be durable. The lease stays ours until settled, so nobody else runs the key.
+    log::Error("commit_outcome_unknown", {{"tenant", tenant}, {"charge_id", row.id}});
+    Resolution settled = resolver_.Resolve({InDoubtPhase::kCommit, tenant, v.key, c.owner, row.id});
+    if (settled.outcome == Resolution::Outcome::kNotCommitted)
+      return Unavailable("the database connection failed during commit and the charge did not commit; nothing "
+                         "was charged. Retry with the same Idempotency-Key", 1);
+    if (settled.outcome == Resolution::Outcome::kPending)
+      return OutcomeUnknown("the database connection failed during commit; the charge may exist. Retry with the "
+                            "same Idempotency-Key to learn its outcome, never with a new one");
+    // Committed: answer as if the COMMIT had replied (the resolver counted the charge).
+    e.completed.expires_at_unix_ms = settled.record.expires_at_unix_ms;
+    e.completed.ttl_ms = settled.record.ttl_ms;
+    e.settled_in_doubt = true;
+    return e;
+  }
+  (void)store_.Release(tenant, v.key, c.owner);
+  log::Warn("charge_failed", {{"tenant", tenant}, {"error", err.ToString()}});
+  return Unavailable("the database is unavailable; nothing was charged", 1);
+}
 
+HttpResponse ChargeApi::Respond(const Validated& v, const Executed& e) {
+  M().created.Inc();
   // The charge is durable; the response is not yet sent. A crash here is what the retry must survive;
-  // `error` answers 503 instead of 201, the same lost-response case without losing the process.
-  if (failpoints::Hit("api.after_commit"))
+  // `error` answers 503 instead of 201, the same lost-response case without losing the process. (Not on
+  // the in-doubt path, which never passed here.)
+  if (!e.settled_in_doubt && failpoints::Hit("api.after_commit"))
     return Unavailable("injected failure after commit (failpoint api.after_commit); retry with the same key", 1);
 
-  store::KeyRecord completed;
-  completed.completed = true;
-  completed.fingerprint = fingerprint;
-  completed.response_status = 201;
-  completed.response_body = body;
-  completed.charge_id = row.id;
-  completed.expires_at_unix_ms = done->expires_at_unix_ms;
-  completed.ttl_ms = done->ttl_ms;
-  hot_.Put(*tenant, key.value(), completed);
-
-  log::Info("charge_created", {{"tenant", *tenant}, {"charge_id", row.id}, {"amount", row.amount},
-                               {"currency", row.currency}});
+  hot_.Put(*v.tenant, v.key, e.completed);
+  if (e.settled_in_doubt)
+    log::Info("charge_created", {{"tenant", *v.tenant}, {"charge_id", e.row.id}, {"amount", e.row.amount},
+                                 {"currency", e.row.currency}, {"in_doubt", "committed"}});
+  else
+    log::Info("charge_created", {{"tenant", *v.tenant}, {"charge_id", e.row.id}, {"amount", e.row.amount},
+                                 {"currency", e.row.currency}});
   HttpResponse r;
   r.status = 201;
-  r.body = body;
-  SetKeyHeaders(r, row.id, done->expires_at_unix_ms);
+  r.body = e.body;
+  SetKeyHeaders(r, e.row.id, e.completed.expires_at_unix_ms);
   return r;
 }
 

@@ -3,7 +3,8 @@
 //
 // POST runs the phases of store/idempotency_store.h:
 //   validate (401, 400, 415, 413, 400 - never stored) -> in doubt here? (api/in_doubt.h: settle it or
-//   answer outcome-unknown) -> hot tier lookup (replay or 422 without touching PostgreSQL) -> Claim ->
+//   answer outcome-unknown) -> hot tier lookup (replay or 422 without touching PostgreSQL) -> Redis
+//   in-flight gate (409 from Redis while the same request is at work; store/hot_tier.h) -> Claim ->
 //   Decide -> [proceed] build the response -> Complete (charge + outbox + stored response, one
 //   transaction) -> cache in Redis -> 201.
 // Every error after a successful claim releases the lease, except an unknown outcome (COMMIT, or the
@@ -15,10 +16,12 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <variant>
 
 #include "api/auth.h"
 #include "http/message.h"
 #include "api/in_doubt.h"
+#include "api/validation.h"
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/result.h"
@@ -72,6 +75,38 @@ class ChargeApi {
   InDoubtResolver& resolver() { return resolver_; }
 
  private:
+  // Create runs four phases, each returning exactly one outcome: either the next phase's input or the
+  // response that ends the request (rocket-rides' atomic phases; TigerBeetle's one result per event).
+  //   Validate  auth, Idempotency-Key, media type, size, body -> Validated, or 401/400/415/413 (never stored)
+  //   Resolve   in-doubt recheck, hot tier, Redis gate, Claim -> Claimed (this request holds the lease), or
+  //             the answer for an existing key (replay, 422, 409, outcome-unknown, 503)
+  //   Execute   Complete (charge + outbox + stored response)  -> Executed (the COMMIT returned OK, or the
+  //             in-doubt resolver proved it did), or 409/503/outcome-unknown with the lease released or kept
+  //   Respond   cache in Redis, log, 201
+  template <typename T>
+  using Phase = std::variant<T, HttpResponse>;  // T: go on to the next phase; HttpResponse: answer now
+  struct Validated {
+    const std::string* tenant = nullptr;
+    std::string key;
+    ChargeRequest charge;
+    std::string fingerprint;
+  };
+  struct Claimed {
+    std::string owner;
+    store::ClaimResult claim;
+  };
+  struct Executed {
+    store::ChargeRow row;
+    std::string body;
+    store::KeyRecord completed;  // the key as stored: expiry and TTL for the response and the cache
+    bool settled_in_doubt = false;  // the COMMIT's reply was lost and the resolver proved it committed
+  };
+  Phase<Validated> Validate(const HttpRequest& req) const;
+  // *gated: this request entered the Redis in-flight gate (Create leaves it once the answer is known).
+  Phase<Claimed> Resolve(const Validated& v, bool* gated);
+  Phase<Executed> Execute(const Validated& v, const Claimed& c);
+  HttpResponse Respond(const Validated& v, const Executed& e);
+
   HttpResponse Replay(const store::KeyRecord& rec);
   // A replay built from the key's charge (its record was purged): same status and body as the stored one.
   HttpResponse ReplayFromCharge(const store::ChargeRow& ch);

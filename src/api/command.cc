@@ -53,6 +53,14 @@ struct ApiFlags {
   // Server-side bounds of the api's PostgreSQL sessions; defaults (and why) in store::PgSessionOptions.
   int64_t pg_statement_timeout_ms = store::PgSessionOptions{}.statement_timeout.count();
   int64_t pg_idle_in_transaction_timeout_ms = store::PgSessionOptions{}.idle_in_transaction_timeout.count();
+  // Group commit of claims and completions; defaults (and why) in store::GroupCommitOptions.
+  bool group_commit = store::GroupCommitOptions{}.enabled;
+  int batch_max = store::GroupCommitOptions{}.max_batch;
+  int64_t batch_max_wait_us = store::GroupCommitOptions{}.max_wait.count();
+  int batch_connections = store::GroupCommitOptions{}.connections;
+  // Completed responses kept in process in front of Redis. 8192: a few MiB (a response is a few hundred
+  // bytes), enough for every replay a client makes within a minute at a few hundred new charges/s.
+  int64_t local_cache_entries = 8192;
 };
 
 // The ops listener: a scraper and a few probes, each answered in microseconds (or one PostgreSQL ping
@@ -167,12 +175,23 @@ int RunApi(const ApiFlags& f) {
   store::PgSessionOptions session;
   session.statement_timeout = std::chrono::milliseconds(f.pg_statement_timeout_ms);
   session.idle_in_transaction_timeout = std::chrono::milliseconds(f.pg_idle_in_transaction_timeout_ms);
-  store::PgPool pool(f.pg_url, "paypath-api", f.threads + 2, session);
-  store::IdempotencyStore store(pool);
+  store::GroupCommitOptions gc;
+  gc.enabled = f.group_commit;
+  gc.max_batch = f.batch_max;
+  gc.max_wait = std::chrono::microseconds(f.batch_max_wait_us);
+  gc.connections = f.batch_connections;
+  if (Status s = gc.Validate(); !s.ok()) {
+    log::Error("bad_group_commit", {{"error", s.error().message}});
+    return 2;
+  }
+  // Plus one connection per batch in flight (two phases).
+  store::PgPool pool(f.pg_url, "paypath-api", f.threads + 2 + (gc.enabled ? 2 * gc.connections : 0), session);
+  store::IdempotencyStore store(pool, gc, clock);
   // The database instance namespaces the hot tier (see store/instance_id.h). Unknown yet (database down at
   // start with --no-migrate): the tier stays cold until the refresher below reads it.
   std::string ns = ReadNamespace(pool);
-  store::HotTier hot(f.redis_url, ns, clock);
+  store::HotTier hot(f.redis_url, ns, clock, std::chrono::milliseconds(100), std::chrono::milliseconds(1000),
+                     static_cast<size_t>(f.local_cache_entries));
   log::Info("hot_tier_namespace", {{"namespace", ns}});
   ChargeApi charges(keys.value(), store, hot, clock, random, opts);
   Router router(charges, store, clock, ops_hp ? Routes::kApi : Routes::kAll);
@@ -305,6 +324,19 @@ void AddCommands(CLI::App& app) {
                   "PostgreSQL idle_in_transaction_session_timeout of the api's sessions, ms")
       ->envname("PAYPATH_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS")->capture_default_str()
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  api->add_flag("!--no-group-commit", flags->group_commit,
+                "One statement/transaction per claim and per completion instead of batches");
+  api->add_option("--batch-max", flags->batch_max, "Group commit: items per batch at most")
+      ->envname("PAYPATH_BATCH_MAX")->capture_default_str()->check(CLI::Range(1, 4096));
+  api->add_option("--batch-max-wait-us", flags->batch_max_wait_us,
+                  "Group commit: the longest a request waits for a fuller batch while another is in flight, us")
+      ->envname("PAYPATH_BATCH_MAX_WAIT_US")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{100000}));
+  api->add_option("--batch-connections", flags->batch_connections,
+                  "Group commit: batches in flight at once per phase (claim, complete)")
+      ->envname("PAYPATH_BATCH_CONNECTIONS")->capture_default_str()->check(CLI::Range(1, 16));
+  api->add_option("--local-cache-entries", flags->local_cache_entries,
+                  "Completed responses cached in process in front of Redis (0: none)")
+      ->envname("PAYPATH_LOCAL_CACHE_ENTRIES")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   api->add_flag("!--no-migrate", flags->migrate, "Do not apply the schema at start");
   api->add_option("--final-metrics", flags->final_metrics, "On a graceful stop, write the final /metrics text here");
   api->callback([flags] { cli::SetExitCode(RunApi(*flags)); });

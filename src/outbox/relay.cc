@@ -86,6 +86,7 @@ Result<int> Relay::RunOnce() {
   rate_limited_ = false;
   drained_ = false;
   nacked_ = 0;
+  returned_in_batch_ = 0;
   int limit = static_cast<int>(std::min<double>(opt_.batch, std::floor(bucket_.Available())));
   if (limit < 1) {
     rate_limited_ = true;
@@ -100,6 +101,13 @@ Result<int> Relay::RunOnce() {
   if (!r.ok()) {
     publish_errors_.Inc();
     // A failed batch may have left the channel mid-confirm: start over on a fresh connection.
+    mq_.reset();
+  } else if (nacked_ > returned_in_batch_) {
+    // Nacks (not returns: those are a missing binding, the same on any channel) start over on a fresh
+    // connection too. A channel opened on a surviving node while the quorum queue was still electing a
+    // leader was seen to nack every later publish for as long as it lived, while a new connection to the
+    // same node published at once (docs/design.md "Finding the new leader"). Nacks are otherwise rare, so
+    // the reconnect costs nothing; the rows stay unpublished and the backoff paces the retry.
     mq_.reset();
   }
   return r;
@@ -145,6 +153,7 @@ Result<int> Relay::PublishBatch(int limit) {
   }
   ids += "}";
   nacked_ = n - marked;
+  returned_in_batch_ = static_cast<int>(confirms->returned.size());
   if (nacked_ > 0) {
     publish_errors_.Inc(nacked_);
     returned_.Inc(static_cast<double>(confirms->returned.size()));

@@ -107,6 +107,7 @@ class Relay {
   bool rate_limited_ = false;
   bool drained_ = false;
   int nacked_ = 0;
+  int returned_in_batch_ = 0;  // of nacked_, the unroutable ones (basic.return)
 
   metrics::Counter& published_;
   metrics::Counter& publish_errors_;

@@ -27,8 +27,13 @@ bool IsChargeId(std::string_view s) {
 }  // namespace
 
 HotTier::HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout,
-                 std::chrono::milliseconds cooldown)
-    : url_(std::move(url)), clock_(clock), timeout_(timeout), cooldown_(cooldown), ns_(std::move(ns)) {
+                 std::chrono::milliseconds cooldown, size_t local_entries, std::chrono::milliseconds local_max_ttl)
+    : url_(std::move(url)),
+      clock_(clock),
+      timeout_(timeout),
+      cooldown_(cooldown),
+      local_(local_entries, local_max_ttl, clock),
+      ns_(std::move(ns)) {
   if (!url_.empty()) {
     auto a = ParseRedisUrl(url_);
     if (a.ok()) addr_ = a.value();
@@ -38,6 +43,10 @@ HotTier::HotTier(std::string url, std::string ns, Clock& clock, std::chrono::mil
 
 std::string HotTier::RedisKey(const std::string& ns, const std::string& tenant, const std::string& key) {
   return "pp:idem:" + ns + ":" + tenant + ":" + key;
+}
+
+std::string HotTier::GateKey(const std::string& ns, const std::string& tenant, const std::string& key) {
+  return "pp:gate:" + ns + ":" + tenant + ":" + key;
 }
 
 std::string HotTier::Encode(const std::string& ns, const KeyRecord& rec) {
@@ -72,8 +81,12 @@ std::optional<KeyRecord> HotTier::Decode(const std::string& ns, const std::strin
 }
 
 void HotTier::SetNamespace(std::string ns) {
-  std::lock_guard lock(mu_);
-  ns_ = std::move(ns);
+  {
+    std::lock_guard lock(mu_);
+    if (ns == ns_) return;
+    ns_ = std::move(ns);
+  }
+  local_.Clear();  // answers for the previous database instance must not survive it
 }
 
 std::string HotTier::ns() {
@@ -126,10 +139,14 @@ void HotTier::Give(std::unique_ptr<RedisConn> c) {
 }
 
 HotTier::Lookup HotTier::Get(const std::string& tenant, const std::string& key, KeyRecord* out) {
-  if (!addr_) return Lookup::kMiss;
-  if (CoolingDown()) return Lookup::kError;
   const std::string ns = this->ns();
   if (ns.empty()) return Lookup::kMiss;  // which database we serve is not known yet: stay cold
+  if (auto local = local_.Get(ns, tenant, key)) {
+    *out = std::move(*local);
+    return Lookup::kHit;
+  }
+  if (!addr_) return Lookup::kMiss;
+  if (CoolingDown()) return Lookup::kError;
   auto c = Take();
   if (!c) return Lookup::kError;
   auto v = c->Get(RedisKey(ns, tenant, key));
@@ -141,18 +158,60 @@ HotTier::Lookup HotTier::Get(const std::string& tenant, const std::string& key, 
   if (!v->has_value()) return Lookup::kMiss;
   auto rec = Decode(ns, **v);
   if (!rec) return Lookup::kInvalid;  // ignored; PostgreSQL answers instead
+  local_.Put(ns, tenant, key, *rec, std::chrono::milliseconds::max());  // kept local_max_ttl
   *out = std::move(*rec);
   return Lookup::kHit;
 }
 
 void HotTier::Put(const std::string& tenant, const std::string& key, const KeyRecord& rec) {
   const std::string ns = this->ns();
-  if (!addr_ || ns.empty() || CoolingDown() || rec.ttl_ms <= 0) return;
+  if (ns.empty() || rec.ttl_ms <= 0) return;
+  local_.Put(ns, tenant, key, rec, std::chrono::milliseconds(rec.ttl_ms));
+  if (!addr_ || CoolingDown()) return;
   auto c = Take();
   if (!c) return;
   auto r = c->Set(RedisKey(ns, tenant, key), Encode(ns, rec), std::chrono::milliseconds(rec.ttl_ms));
   if (!r.ok()) {
     Failed(r.error());
+    return;
+  }
+  Give(std::move(c));
+}
+
+HotTier::Gate HotTier::Enter(const std::string& tenant, const std::string& key, const std::string& fingerprint,
+                             std::chrono::milliseconds ttl) {
+  const std::string ns = this->ns();
+  if (!addr_ || ns.empty() || CoolingDown() || ttl.count() <= 0) return Gate::kOpen;
+  auto c = Take();
+  if (!c) return Gate::kOpen;
+  const std::string gk = GateKey(ns, tenant, key);
+  auto set = c->Set(gk, fingerprint, ttl, /*nx=*/true);
+  if (!set.ok()) {
+    Failed(set.error());
+    return Gate::kOpen;
+  }
+  if (set.value()) {
+    Give(std::move(c));
+    return Gate::kEntered;
+  }
+  auto held = c->Get(gk);
+  if (!held.ok()) {
+    Failed(held.error());
+    return Gate::kOpen;
+  }
+  Give(std::move(c));
+  // Gone since the SET (its holder left): nothing is known, PostgreSQL decides.
+  return held->has_value() && **held == fingerprint ? Gate::kHeld : Gate::kOpen;
+}
+
+void HotTier::Leave(const std::string& tenant, const std::string& key) {
+  const std::string ns = this->ns();
+  if (!addr_ || ns.empty() || CoolingDown()) return;
+  auto c = Take();
+  if (!c) return;
+  Status s = c->Del(GateKey(ns, tenant, key));
+  if (!s.ok()) {
+    Failed(s.error());
     return;
   }
   Give(std::move(c));

@@ -12,6 +12,17 @@
 // another namespace, so a warm Redis can never replay a charge that database does not hold. A value is
 // used only if it decodes completely and names the current namespace; anything else is kInvalid.
 //
+// In front of Redis, an optional bounded in-process cache of completed responses (store/response_cache.h):
+// Get asks it first (a hit needs no network round trip, and survives a Redis outage), Put and a Redis hit
+// fill it, SetNamespace empties it. Its entries follow the same namespace rule as Redis'.
+//
+// The in-flight gate (SET NX PX): before its PostgreSQL claim a request marks (tenant, key) in flight in
+// Redis, so a duplicate storm is answered 409 from Redis instead of every request reaching PostgreSQL. The
+// marker is only ever read as "someone with this very request is at work right now": its presence may
+// answer 409 (a safe answer: retry later), its absence decides nothing (the request goes on to the
+// PostgreSQL claim, which decides). A lost marker (flush, restart, eviction, outage) therefore costs
+// claims, never a second charge. A marker whose request died stays until its TTL (the lease).
+//
 // While Redis is failing the tier stops trying for `cooldown` after each error, so an outage adds one
 // failed attempt per cooldown instead of a connect timeout to every request. A wrong password is such an
 // error (logged once per outage, without the password).
@@ -27,6 +38,7 @@
 #include "common/clock.h"
 #include "store/idempotency_store.h"
 #include "store/redis.h"
+#include "store/response_cache.h"
 
 namespace paypath::store {
 
@@ -36,8 +48,12 @@ class HotTier {
   // database instance namespace (InstanceIdentity::Namespace); it must not contain ':'. An empty `ns`
   // (not known yet) keeps the tier cold (misses, no writes) until SetNamespace. A url that does not parse
   // disables the tier and is logged (without its password).
+  // local_entries: capacity of the in-process cache (0: none); local_max_ttl: the longest an entry is kept
+  // there (a Redis hit carries no TTL, so it is kept this long; a completed record's value is immutable,
+  // and serving it up to this long after the record's expiry answers what PostgreSQL would: the replay).
   HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout = std::chrono::milliseconds(100),
-          std::chrono::milliseconds cooldown = std::chrono::milliseconds(1000));
+          std::chrono::milliseconds cooldown = std::chrono::milliseconds(1000), size_t local_entries = 0,
+          std::chrono::milliseconds local_max_ttl = std::chrono::seconds(60));
 
   enum class Lookup {
     kHit,      // *out is a completed record of this namespace
@@ -49,6 +65,18 @@ class HotTier {
   // Caches a completed record for rec.ttl_ms. Errors are swallowed (and start the cooldown).
   void Put(const std::string& tenant, const std::string& key, const KeyRecord& rec);
 
+  enum class Gate {
+    kEntered,  // this request set the marker: it goes on to the PostgreSQL claim, and calls Leave after
+    kHeld,     // a request with the same fingerprint holds the marker: answer 409 without PostgreSQL
+    kOpen,     // no decision (tier off or cold, Redis failing, another fingerprint): PostgreSQL decides
+  };
+  // SET <gate key> <fingerprint> NX PX ttl; when not set, GET it to compare fingerprints (a changed
+  // request must still reach PostgreSQL, which answers 422).
+  Gate Enter(const std::string& tenant, const std::string& key, const std::string& fingerprint,
+             std::chrono::milliseconds ttl);
+  // Deletes the marker (after the request's answer is known, and after Put). Best effort.
+  void Leave(const std::string& tenant, const std::string& key);
+
   // Switches to another namespace (the database behind the api changed: restore, failover). Thread-safe.
   void SetNamespace(std::string ns);
   std::string ns();
@@ -56,6 +84,8 @@ class HotTier {
   // The Redis key used for (tenant, key): "pp:idem:<ns>:<tenant>:<key>". Tenants are [A-Za-z0-9_-] and the
   // namespace has no ':', so the separators are unambiguous. Never a connection string.
   static std::string RedisKey(const std::string& ns, const std::string& tenant, const std::string& key);
+  // The gate marker's key: "pp:gate:<ns>:<tenant>:<key>".
+  static std::string GateKey(const std::string& ns, const std::string& tenant, const std::string& key);
   // The cached value's encoding, exposed for tests:
   // "v2\n<ns>\n<fingerprint>\n<status>\n<expires_ms>\n<charge_id>\n<body length>\n<body>".
   static std::string Encode(const std::string& ns, const KeyRecord& rec);
@@ -74,6 +104,7 @@ class HotTier {
   const std::chrono::milliseconds timeout_;
   const std::chrono::milliseconds cooldown_;
   std::optional<RedisAddress> addr_;
+  ResponseCache local_;
 
   std::mutex mu_;
   std::string ns_;                                          // protected by mu_

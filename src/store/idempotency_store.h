@@ -13,6 +13,16 @@
 //             trace and the same key can be retried at once.
 //   Settle    after an in-doubt Complete or a lost claim reply: on a fresh connection, wait for the row's
 //             lock and read what happened; release the caller's row if its transaction did not commit.
+// Group commit (store/group_commit.h): with GroupCommitOptions::enabled, concurrent Claims' INSERTs leave as
+// one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING statement, and concurrent Completes as one
+// transaction of one statement (owner-checked UPDATE + charges + outbox over unnest). Per item:
+//   - its own result, exactly as the unbatched call would answer it;
+//   - a row refused inside a batch (a constraint, a deadlock) fails the batch's statement: the batch is
+//     split in halves and each half retried, down to the refused row alone, which gets its own error;
+//   - a key repeated inside one claim batch is settled there: the first item claims, the others see its
+//     in-flight row (409), exactly as if they had come a moment later;
+//   - a COMMIT whose reply was lost makes every completion of the batch kOutcomeUnknown, leases kept;
+//     a claim statement whose reply was lost makes every claim of it kOutcomeUnknown.
 // Every time is the database clock (now()), so all api processes agree on leases and expiry whatever
 // their own clocks say, and the charge's created_at is the database time of its claim.
 #pragma once
@@ -20,11 +30,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "store/group_commit.h"
 #include "store/pg.h"
 
 namespace paypath::store {
@@ -77,9 +89,31 @@ struct Settlement {
   KeyRecord record;        // committed: the completed key as stored (the response to answer with)
 };
 
+// The charge's outbox event, written in the charge's transaction (the outbox table: outbox/outbox.h).
+struct OutboxRow {
+  std::string message_id;  // UUID
+  std::string event_type;
+  std::string payload_json;
+};
+
+// What Complete writes for one request.
+struct CompletionRequest {
+  std::string owner;  // the lease owner token from Claim
+  ChargeRow charge;   // created_at = charge.created_unix_us
+  int response_status = 0;
+  std::string response_body;
+  std::chrono::milliseconds retention{0};  // the key's record expires retention after completion (db clock)
+  OutboxRow outbox;   // aggregate_id = charge.id, tenant = charge.tenant
+};
+
 class IdempotencyStore {
  public:
-  explicit IdempotencyStore(PgPool& pool) : pool_(pool) {}
+  // Starts the group-commit workers (2 x options.connections threads) when options.enabled; they take
+  // pooled connections from `pool` per batch. `clock` times the batches' waits.
+  explicit IdempotencyStore(PgPool& pool, GroupCommitOptions options = {}, Clock& clock = SystemClock::Instance());
+  ~IdempotencyStore();
+  IdempotencyStore(const IdempotencyStore&) = delete;
+  IdempotencyStore& operator=(const IdempotencyStore&) = delete;
 
   // Phase 1. Claims (tenant, key) for `owner` with a lease of `lease`, takes over an expired lease held by
   // someone else if the fingerprint matches, or reports what exists (the row, or the key's charge).
@@ -89,14 +123,13 @@ class IdempotencyStore {
                             const std::string& owner, std::chrono::milliseconds lease);
 
   // Phase 2. In one transaction: completes the key with (status, body) if `owner` still holds its lease
-  // (expiry = now() + retention), inserts `charge` (created_at = charge.created_unix_us), and calls
-  // `append_outbox(conn)` to write the outbox event.
+  // (expiry = now() + retention), inserts the charge and its outbox row. Returns after the COMMIT returned
+  // OK. The failpoint api.before_commit fires (once per transaction) between the statement and COMMIT.
   // Errors: kFailedPrecondition (lease lost to another owner; nothing written), kConflict (a charge for
   // (tenant, key) already exists; nothing written), kUnavailable (nothing written), kOutcomeUnknown
-  // (COMMIT's fate unknown: do not release the lease; settle it with Settle).
-  Result<Completion> Complete(const std::string& owner, const ChargeRow& charge, int response_status,
-                              const std::string& response_body, std::chrono::milliseconds retention,
-                              const std::function<Status(PgConn&)>& append_outbox);
+  // (COMMIT's fate unknown: do not release the lease; settle it with Settle), kInvalidArgument/kAborted
+  // (this row refused or lost a deadlock; nothing written).
+  Result<Completion> Complete(const CompletionRequest& req);
 
   // Deletes the in-flight row if `owner` still holds it. Best effort: on failure the lease expires.
   Status Release(const std::string& tenant, const std::string& key, const std::string& owner);
@@ -125,7 +158,33 @@ class IdempotencyStore {
   Status Ping();
 
  private:
+  struct ClaimItem {
+    std::string tenant, key, fingerprint, owner;
+    std::chrono::milliseconds lease{0};
+  };
+  struct ClaimInsert {
+    enum class Kind {
+      kInserted,         // the row is ours: claimed_at_unix_us
+      kNotInserted,      // a row or the key's charge exists: read it (the unbatched path)
+      kInFlightInBatch,  // an earlier item of the same batch claimed the key: `in_flight` is its row
+    };
+    Kind kind = Kind::kNotInserted;
+    int64_t claimed_at_unix_us = 0;
+    KeyRecord in_flight;
+  };
+  // The batch functions (one result per item; see the group-commit contract above).
+  void RunClaims(std::vector<ClaimItem>& items, std::vector<Result<ClaimInsert>>& out);
+  void ExecClaims(PgConn& c, const std::vector<ClaimItem>& items, const std::vector<size_t>& idx,
+                  std::vector<Result<ClaimInsert>>& out);
+  void RunCompletions(std::vector<CompletionRequest>& items, std::vector<Result<Completion>>& out);
+  void ExecCompletions(PgConn& c, const std::vector<CompletionRequest>& items, const std::vector<size_t>& idx,
+                       std::vector<Result<Completion>>& out);
+  Result<ClaimInsert> InsertClaim(ClaimItem item);
+
   PgPool& pool_;
+  std::unique_ptr<Batcher<ClaimItem, ClaimInsert>> claims_;            // null when group commit is off
+  std::unique_ptr<Batcher<CompletionRequest, Completion>> completions_;  // null when group commit is off
+  std::unique_ptr<GroupCommitMetrics> claim_metrics_, complete_metrics_;
 };
 
 }  // namespace paypath::store

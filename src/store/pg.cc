@@ -394,6 +394,25 @@ void PgPool::Release(std::unique_ptr<PgConn> c) {
   cv_.notify_one();
 }
 
+std::string ArrayLiteral(const std::vector<Param>& elements) {
+  std::string out = "{";
+  for (size_t i = 0; i < elements.size(); ++i) {
+    if (i > 0) out += ',';
+    if (!elements[i]) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char ch : *elements[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 std::string QuoteLiteral(PgConn& conn, std::string_view s) {
   char* q = PQescapeLiteral(conn.raw(), s.data(), s.size());
   std::string out = q ? q : "NULL";

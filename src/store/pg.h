@@ -207,6 +207,11 @@ class PgPool {
   int free_slots_;                             // protected by mu_; includes idle_ and never-opened slots
 };
 
+// The text form of a one-dimensional PostgreSQL array of `elements` (nullopt is NULL), for a parameter cast
+// to text[], bigint[], jsonb[] ... in the statement: every element double-quoted with '"' and '\\'
+// backslash-escaped, so any string (also "NULL", braces, commas) travels as itself. Pure.
+std::string ArrayLiteral(const std::vector<Param>& elements);
+
 // The SQL literal for a string (for the rare statement that cannot take parameters).
 std::string QuoteLiteral(PgConn& conn, std::string_view s);
 
