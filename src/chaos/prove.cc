@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <barrier>
 #include <cmath>
@@ -164,6 +165,36 @@ int RunProgram(const std::vector<std::string>& argv) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int RunProgramOutput(const std::vector<std::string>& argv, std::string* out) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) out->append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 namespace {
 
 // report/metrics and report/logs exist, and nothing of an earlier run's logs or transcript is left.
@@ -307,6 +338,7 @@ StepResult StepJitter(Clock& clock, Random& rng, std::vector<double>* delays, do
 }  // namespace
 
 int RunProve(const ProveOptions& o) {
+  if (o.scenario == "ha") return RunProveHa(o);
   log::SetComponent("prove");
   Clock& clock = SystemClock::Instance();
   SystemRandom rng(o.seed);

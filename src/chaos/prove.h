@@ -54,6 +54,14 @@ struct ProveOptions {
   double outage_seconds = 2;     // outage: how long the api is down in each phase
   int backlog_charges = 18000;   // backlog: charges accepted while the broker is down, per phase
   double relay_rate = 1000;      // backlog: the relay's token-bucket rate in the rate-limited phase
+  // "ha": the run on the clustered stack (scripts/stack-ha; PAYPATH_STACK names it): two api processes
+  // behind the run's round-robin, two relays and two consumers, an open-loop load of `ha_rate` charges/s
+  // while `ha_faults` are injected one after the other (each waited out: the new leader named, the member
+  // back), then `ha_tail_s` more seconds of load. Faults: queue-leader, rabbit-follower, pg-primary, etcd,
+  // api, relay, consumer, pg-partition.
+  double ha_rate = 100;
+  std::string ha_faults = "queue-leader,rabbit-follower,pg-primary,etcd,api,relay,consumer,pg-partition";
+  double ha_tail_s = 5;
 };
 
 // Runs the proof. Returns the process exit code: 0 when the verdict holds, 1 when any count differs or

@@ -56,8 +56,15 @@ void AddProveCommand(CLI::App& app) {
   cmd->add_option("--quiesce-timeout", o->quiesce_timeout_s, "Seconds to wait for the ledger to catch up")
       ->capture_default_str();
   cmd->add_option("--metrics-listen", o->metrics_listen, "host:port serving the client's /metrics during the run");
-  cmd->add_option("--scenario", o->scenario, "default | outage | backlog")->capture_default_str()
-      ->check(CLI::IsMember({"default", "outage", "backlog"}));
+  cmd->add_option("--scenario", o->scenario, "default | outage | backlog | ha (on scripts/stack-ha)")
+      ->capture_default_str()->check(CLI::IsMember({"default", "outage", "backlog", "ha"}));
+  cmd->add_option("--ha-rate", o->ha_rate, "ha: offered charges per second")->capture_default_str()
+      ->check(CLI::Range(1.0, 10000.0));
+  cmd->add_option("--ha-faults", o->ha_faults,
+                  "ha: comma-separated faults in order (queue-leader, rabbit-follower, pg-primary, etcd, api, relay, "
+                  "consumer, pg-partition)")->capture_default_str();
+  cmd->add_option("--ha-tail", o->ha_tail_s, "ha: seconds of load after the last fault")->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
   cmd->add_option("--outage-rate", o->outage_rate, "outage: offered charges per second")->capture_default_str()
       ->check(CLI::Range(1.0, 100000.0));
   cmd->add_option("--outage-seconds", o->outage_seconds, "outage: seconds the api is down")->capture_default_str()

@@ -51,6 +51,8 @@ Result<std::string> FreshDatabase(const std::string& admin_url, const std::strin
 // Runs a program (no shell) with the inherited environment, its stdout going to stderr; its exit status,
 // or -1 when it could not be run.
 int RunProgram(const std::vector<std::string>& argv);
+// The same, capturing the program's stdout into *out (its stderr is the prover's).
+int RunProgramOutput(const std::vector<std::string>& argv, std::string* out);
 // First column of the first row as an integer; -1 on error or NULL.
 int64_t Scalar(store::PgConn& c, const std::string& sql);
 // "key":<number> / "key":"<string>" from a flat JSON line (the client's transcript).
@@ -135,5 +137,8 @@ class DbFaults {
 // or -1 when it could not run.
 int RunOutageScenario(RunContext& ctx, std::chrono::steady_clock::time_point t0);
 int RunBacklogScenario(RunContext& ctx, std::chrono::steady_clock::time_point t0);
+
+// The proof run on the clustered stack (scripts/stack-ha): its own flow, prove_ha.cc.
+int RunProveHa(const ProveOptions& o);
 
 }  // namespace paypath::chaos

@@ -199,14 +199,24 @@ std::string SvgLines(const std::vector<std::pair<std::string, std::vector<std::p
   }
   int i = 0;
   for (const auto& [name, pts] : series) {
+    // A gap of over 2 s between samples (the sampler could not reach the database: a restart, a failover)
+    // is drawn as a gap, not as a straight line across it.
+    const char* color = kColors[i % 4];
     std::string path;
+    double last_x = -1e9;
+    auto flush = [&] {
+      if (!path.empty())
+        s += "<polyline fill='none' stroke='" + std::string(color) + "' stroke-width='1.5' points='" + path + "'/>";
+      path.clear();
+    };
     for (auto [x, y] : pts) {
+      if (x - last_x > 2) flush();
+      last_x = x;
       char p[64];
       std::snprintf(p, sizeof p, "%s%.1f,%.1f", path.empty() ? "" : " ", Px(x, xa), Py(y, ya));
       path += p;
     }
-    const char* color = kColors[i % 4];
-    s += "<polyline fill='none' stroke='" + std::string(color) + "' stroke-width='1.5' points='" + path + "'/>";
+    flush();
     s += "<text x='" + std::to_string(kW - kR - 8) + "' y='" + std::to_string(kT + 12 + 13 * i) + "' fill='" + color +
          "' text-anchor='end'>" + Esc(name) + "</text>";
     i++;
@@ -230,7 +240,7 @@ std::string RenderVerdictTable(const ReportData& d) {
     out += pad(r.name, w0) + "  " + pad(r.value, w1) + "  " + pad(r.expected, w2) + "  " +
            pad(r.expected.empty() ? "info" : (r.ok ? "ok" : "DIFFERS"), 6) + "  " + r.source + "\n";
   }
-  out += "\nscenario steps:\n";
+  if (!d.steps.empty()) out += "\nscenario steps:\n";
   for (const auto& s : d.steps) out += "  [" + std::string(s.ok ? "ok" : "FAIL") + "] " + s.name + ": " + s.detail + "\n";
   out += std::string("\nVERDICT: ") + (d.pass ? "PASS — every logical operation moved money exactly once" : "FAIL") + "\n";
   return out;
@@ -253,11 +263,14 @@ std::string RenderHtml(const ReportData& d) {
     h += "<tr><td>" + Esc(r.name) + "</td><td>" + Esc(r.value) + "</td><td>" + Esc(r.expected) + "</td><td class='" +
          cls + "'>" + res + "</td><td>" + Esc(r.source) + "</td></tr>";
   }
-  h += "</table><h2>Scenario steps</h2><table><tr><th>step</th><th>result</th><th>evidence</th></tr>";
-  for (const auto& s : d.steps)
-    h += "<tr><td>" + Esc(s.name) + "</td><td class='" + (s.ok ? "ok'>ok" : "bad'>FAIL") + "</td><td>" +
-         Esc(s.detail) + "</td></tr>";
   h += "</table>";
+  if (!d.steps.empty()) {
+    h += "<h2>Scenario steps</h2><table><tr><th>step</th><th>result</th><th>evidence</th></tr>";
+    for (const auto& s : d.steps)
+      h += "<tr><td>" + Esc(s.name) + "</td><td class='" + (s.ok ? "ok'>ok" : "bad'>FAIL") + "</td><td>" +
+           Esc(s.detail) + "</td></tr>";
+    h += "</table>";
+  }
   h += "<h2>Retries</h2><figure>" + SvgHistogram(d.retry_delays_ms, 30, 0, "Chosen wait before each retry", "ms") +
        "</figure>";
   h += "<figure>" + SvgBars(d.attempts_per_operation, "Attempts per client call", "attempts") + "</figure>";

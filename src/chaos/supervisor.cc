@@ -130,6 +130,13 @@ bool Supervisor::Start(const ChildSpec& spec, std::chrono::milliseconds ready_ti
   return ok;
 }
 
+bool Supervisor::Kill(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = children_.find(name);
+  if (it == children_.end() || it->second->pid <= 0 || it->second->stopping) return false;
+  return kill(it->second->pid, SIGKILL) == 0;
+}
+
 void Supervisor::Stop(const std::string& name, std::chrono::milliseconds grace) {
   int pid;
   {

@@ -46,6 +46,9 @@ class Supervisor {
   // SIGTERM, then SIGKILL after `grace`; not counted as a crash and not restarted.
   void Stop(const std::string& name, std::chrono::milliseconds grace = std::chrono::seconds(5));
   void StopAll();
+  // SIGKILLs the running child (a crash on purpose, as a power loss would): the monitor counts it as a crash
+  // and restarts it. False when it is not running.
+  bool Kill(const std::string& name);
 
   // Checks every child once: reaps the dead, banks their metrics, restarts them. Called by the monitor
   // thread every 50 ms; public so tests can step it.
