@@ -4,6 +4,7 @@
 // retry with the same key must end with exactly one charge and one outbox row.
 #include <gtest/gtest.h>
 
+#include <libpq-fe.h>
 #include <sys/wait.h>
 
 #include <future>
@@ -61,7 +62,12 @@ std::string ProblemType(const RawResponse& r) {
 
 class InDoubtTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { db_ = new std::string(testing::FreshDatabase("pp_in_doubt_test")); }
+  static void SetUpTestSuite() {
+    // A run that crashed inside the synchronous-standby test would have left every commit waiting.
+    QueryScalar(testing::PgUrl(), "ALTER SYSTEM RESET synchronous_standby_names");
+    QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
+    db_ = new std::string(testing::FreshDatabase("pp_in_doubt_test"));
+  }
 
   void SetUp() override {
     ASSERT_TRUE(failpoints::Configure("").ok());
@@ -318,6 +324,88 @@ TEST_F(InDoubtTest, AnInDoubtBatchCommitLeavesEveryRequestInItOutcomeUnknownWith
     EXPECT_EQ(OutboxFor(k), 1);
     EXPECT_EQ(KeysFor(k), 1);
   }
+}
+
+// Makes every COMMIT on the server wait for a synchronous standby that never comes (what a primary under
+// synchronous_mode_strict does while its standby is unreachable), and undoes it on destruction. Ready()
+// proves the setting is in force: a probe COMMIT is seen waiting on SyncRep, then cancelled.
+class NoSynchronousStandby {
+ public:
+  explicit NoSynchronousStandby(const std::string& db) {
+    // Created before commits start waiting (its own commit would wait too).
+    QueryScalar(db, "CREATE TABLE IF NOT EXISTS syncrep_probe (n int)");
+    QueryScalar(testing::PgUrl(), "ALTER SYSTEM SET synchronous_standby_names = 'paypath_ghost_standby'");
+    QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
+  }
+  ~NoSynchronousStandby() {
+    QueryScalar(testing::PgUrl(), "ALTER SYSTEM RESET synchronous_standby_names");
+    QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
+  }
+  bool Ready(const std::string& db) {
+    PGconn* c = PQconnectdb(db.c_str());
+    if (PQstatus(c) != CONNECTION_OK) return PQfinish(c), false;
+    const int pid = PQbackendPID(c);
+    bool waiting = PQsendQuery(c, "INSERT INTO syncrep_probe VALUES (1)") == 1 &&
+                   testing::WaitUntil([&] { return Waiting(pid); }, std::chrono::seconds(10));
+    PGcancel* cancel = PQgetCancel(c);
+    char err[256];
+    PQcancel(cancel, err, sizeof err);
+    PQfreeCancel(cancel);
+    while (PGresult* r = PQgetResult(c)) PQclear(r);
+    PQfinish(c);
+    return waiting;
+  }
+  static bool Waiting(int pid) {
+    return QueryScalar(testing::PgUrl(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND pid = " +
+                                             std::to_string(pid)) == "1";
+  }
+  static int64_t Waiters() {
+    return std::stoll(QueryScalar(testing::PgUrl(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"));
+  }
+};
+
+// F6b of docs/design.md: the COMMIT's answer is lost while the commit waits for its synchronous standby
+// (the primary alive, the standby unreachable: a failover could still lose that commit). The resolver must
+// not call it committed from the primary's local view — and it does not: while PostgreSQL waits on SyncRep the
+// transaction still shows as running and keeps its row locks, so the resolver's FOR UPDATE meets its
+// lock_timeout and the answer is outcome-unknown. When the standby confirms (here: the requirement is
+// lifted, which releases the wait) the same key settles to the one charge.
+TEST_F(InDoubtTest, ACommitWaitingForItsSynchronousStandbyIsOutcomeUnknownNeverCommitted) {
+  // The claim must commit before the standby goes (it waits for one too): the request is held after its
+  // claim while the standby requirement comes into force, then goes on to its COMMIT.
+  ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(4000)").ok());
+  std::string key = NewKey("syncrep-wait");
+  proxy_->Arm(PgCutTarget::kCommit, 1, PgCutMode::kForwardThenCut);
+  auto pending = std::async(std::launch::async, [&] { return Post(key, kBody); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return KeysFor(key) == 1; }, std::chrono::seconds(10)));
+  NoSynchronousStandby no_standby(*db_);
+  ASSERT_TRUE(no_standby.Ready(*db_)) << "the server did not make commits wait for a synchronous standby";
+  RawResponse r = pending.get();
+  ASSERT_TRUE(failpoints::Configure("").ok());
+  ASSERT_EQ(proxy_->counts().commit_cuts, 1);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(ProblemType(r), "/problems/outcome-unknown") << r.body;
+  // The commit is still waiting on the server, and nobody else sees its charge.
+  EXPECT_GE(NoSynchronousStandby::Waiters(), 1);
+  EXPECT_EQ(ChargesFor(key), 0);
+  RawResponse again = Post(key, kBody);
+  EXPECT_EQ(again.status, 503) << again.body;
+  EXPECT_EQ(ProblemType(again), "/problems/outcome-unknown") << again.body;
+
+  // The standby "confirms": the requirement is lifted and the waiting commit completes.
+  QueryScalar(testing::PgUrl(), "ALTER SYSTEM RESET synchronous_standby_names");
+  QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
+  ASSERT_TRUE(testing::WaitUntil([] { return NoSynchronousStandby::Waiters() == 0; }, std::chrono::seconds(10)));
+  RawResponse settled;
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        settled = Post(key, kBody);
+        return settled.status == 201;
+      },
+      std::chrono::seconds(15)))
+      << settled.status << " " << settled.body;
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
 }
 
 TEST_F(InDoubtTest, SettlingNeverReleasesAnotherOwnersLease) {
