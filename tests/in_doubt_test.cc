@@ -408,6 +408,48 @@ TEST_F(InDoubtTest, ACommitWaitingForItsSynchronousStandbyIsOutcomeUnknownNeverC
   EXPECT_EQ(OutboxFor(key), 1);
 }
 
+// F6 of docs/design.md: the commit's wait for its synchronous standby is cancelled (an operator's
+// pg_cancel_backend; PostgreSQL then answers the COMMIT "OK" with a warning that it committed locally and
+// might not be replicated). That OK is not a 201: the api answers outcome-unknown, and the resolver, which
+// now sees the charge in the primary's local view, still does not call it committed until a COMMIT of its
+// own has waited for the standby. Once the standby confirms, the same key replays the one charge.
+TEST_F(InDoubtTest, ACommitWhoseStandbyWaitWasCancelledIsOutcomeUnknownUntilReplicated) {
+  ASSERT_TRUE(failpoints::Configure("api.after_claim=delay(4000)").ok());
+  std::string key = NewKey("syncrep-cancelled");
+  auto pending = std::async(std::launch::async, [&] { return Post(key, kBody); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return KeysFor(key) == 1; }, std::chrono::seconds(10)));
+  NoSynchronousStandby no_standby(*db_);
+  ASSERT_TRUE(no_standby.Ready(*db_)) << "the server did not make commits wait for a synchronous standby";
+  const std::string dbname = QueryScalar(*db_, "SELECT current_database()");
+  // The request's COMMIT reaches the server and waits for the standby; an operator cancels the wait.
+  ASSERT_TRUE(testing::WaitUntil([] { return NoSynchronousStandby::Waiters() >= 1; }, std::chrono::seconds(15)));
+  QueryScalar(testing::PgUrl(), "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = "
+                                "'SyncRep' AND datname = '" + dbname + "'");
+  RawResponse r = pending.get();
+  ASSERT_TRUE(failpoints::Configure("").ok());
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(ProblemType(r), "/problems/outcome-unknown") << r.body;
+  // Committed locally (visible on this server), not replicated: still unknown for a retry.
+  EXPECT_EQ(ChargesFor(key), 1);
+  RawResponse again = Post(key, kBody);
+  EXPECT_EQ(again.status, 503) << again.body;
+  EXPECT_EQ(ProblemType(again), "/problems/outcome-unknown") << again.body;
+
+  // The standby "confirms": the requirement is lifted, and the resolver's own COMMIT returns.
+  QueryScalar(testing::PgUrl(), "ALTER SYSTEM RESET synchronous_standby_names");
+  QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
+  RawResponse settled;
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        settled = Post(key, kBody);
+        return settled.status == 201;
+      },
+      std::chrono::seconds(15)))
+      << settled.status << " " << settled.body;
+  EXPECT_EQ(ChargesFor(key), 1);
+  EXPECT_EQ(OutboxFor(key), 1);
+}
+
 TEST_F(InDoubtTest, SettlingNeverReleasesAnotherOwnersLease) {
   std::string key = NewKey("not-ours");
   ASSERT_TRUE(store_->Claim("tenant_a", key, std::string(64, 'a'), "someone-else", std::chrono::seconds(30)).ok());

@@ -198,7 +198,16 @@ Result<Settlement> IdempotencyStore::Settle(const std::string& tenant, const std
     KeyRecord rec = ReadRecord(sel.value());
     if (rec.completed) {
       s.committed = !charge_id.empty() && rec.charge_id == charge_id;
-      if (s.committed) s.record = rec;
+      if (s.committed) {
+        // The primary's own view can show a commit no synchronous standby has (its wait was cancelled, or
+        // the server restarted in place): a failover could still lose it. Our row lock gave this
+        // transaction an id, so its COMMIT waits, under synchronous replication, until a standby has the
+        // WAL up to here, the charge's commit included. Only that OK says "committed"; a COMMIT still
+        // waiting at the deadline leaves the attempt unsettled (kOutcomeUnknown: the resolver tries again).
+        Status replicated = tx.value()->CommitWithin(clock, deadline);
+        if (!replicated.ok()) return replicated.error();
+        s.record = rec;
+      }
       return s;
     }
     if (rec.lease_owner != owner) return s;  // in flight under someone else: not ours

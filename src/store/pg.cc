@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -121,7 +122,17 @@ std::string ErrorText(PGconn* c) {
 
 }  // namespace
 
-PgConn::PgConn(PGconn* c) : conn_(c) {}
+PgConn::PgConn(PGconn* c) : conn_(c) { PQsetNoticeReceiver(conn_, &PgConn::OnNotice, this); }
+
+void PgConn::OnNotice(void* self, const PGresult* r) {
+  const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  // syncrep.c: "canceling wait for synchronous replication due to user request" and "canceling the wait for
+  // synchronous replication and terminating connection due to administrator command".
+  if (primary != nullptr && std::strstr(primary, "wait for synchronous replication") != nullptr) {
+    static_cast<PgConn*>(self)->sync_wait_cancelled_ = true;
+  }
+  std::fputs(PQresultErrorMessage(r), stderr);
+}
 
 Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& url, std::string_view application_name,
                                                 std::chrono::seconds connect_timeout,
@@ -305,11 +316,51 @@ Status PgConn::Begin() {
 
 Status PgConn::Commit() {
   reply_lost_ = false;
+  sync_wait_cancelled_ = false;
   // A connection that died before COMMIT left the server (EOF or FATAL already waiting here) ended its
   // transaction with a rollback: that outcome is known.
   if (auto dead = DeadBeforeSend())
     return Error::Unavailable("connection lost before COMMIT was sent; the transaction was rolled back: " + dead->message);
-  PGresult* r = PQexec(conn_, "COMMIT");
+  return FinishCommit(PQexec(conn_, "COMMIT"));
+}
+
+Status PgConn::CommitWithin(Clock& clock, std::chrono::steady_clock::time_point deadline) {
+  reply_lost_ = false;
+  sync_wait_cancelled_ = false;
+  if (auto dead = DeadBeforeSend())
+    return Error::Unavailable("connection lost before COMMIT was sent; the transaction was rolled back: " + dead->message);
+  if (PQsendQuery(conn_, "COMMIT") != 1) return FinishCommit(nullptr);
+  bool cancelled = false;
+  while (PQisBusy(conn_)) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock.Now()).count();
+    if (left <= 0 && !cancelled) {
+      // Past the deadline the commit can only be waiting for its standby: stop waiting (it stays local).
+      PGcancel* cancel = PQgetCancel(conn_);
+      char err[256];
+      if (cancel != nullptr) {
+        (void)PQcancel(cancel, err, sizeof err);
+        PQfreeCancel(cancel);
+      }
+      cancelled = true;
+      deadline = clock.Now() + std::chrono::seconds(2);
+      continue;
+    }
+    if (left <= 0) {
+      reply_lost_ = true;
+      return Error::OutcomeUnknown("no answer to COMMIT, even after cancelling its wait");
+    }
+    pollfd pfd{PQsocket(conn_), POLLIN, 0};
+    int rc = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+    if (rc < 0 && errno != EINTR) break;
+    if (rc > 0 && PQconsumeInput(conn_) != 1) break;
+  }
+  PGresult* r = PQgetResult(conn_);
+  // The simple-query protocol's end of the results (and of anything unexpected after COMMIT).
+  while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+  return FinishCommit(r);
+}
+
+Status PgConn::FinishCommit(PGresult* r) {
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK) {
     reply_lost_ = PQstatus(conn_) != CONNECTION_OK;
@@ -321,6 +372,10 @@ Status PgConn::Commit() {
   bool rolled_back = std::strcmp(PQcmdStatus(r), "ROLLBACK") == 0;
   PQclear(r);
   if (rolled_back) return Error::Aborted("transaction was rolled back at COMMIT");
+  if (sync_wait_cancelled_)
+    return Error::OutcomeUnknown("COMMIT answered with PostgreSQL's warning that its wait for the synchronous "
+                                 "standby was cancelled: committed locally, maybe not replicated (a failover may "
+                                 "lose it)");
   return OkStatus();
 }
 
@@ -343,6 +398,11 @@ Transaction::~Transaction() {
 Status Transaction::Commit() {
   done_ = true;  // a failed COMMIT ends the transaction too
   return conn_.Commit();
+}
+
+Status Transaction::CommitWithin(Clock& clock, std::chrono::steady_clock::time_point deadline) {
+  done_ = true;
+  return conn_.CommitWithin(clock, deadline);
 }
 
 PgPool::PgPool(std::string url, std::string application_name, int size, PgSessionOptions session)

@@ -113,8 +113,15 @@ class PgConn {
 
   Status Begin();
   // kOutcomeUnknown if the connection dropped during COMMIT: the transaction may or may not be durable.
+  // kOutcomeUnknown too when PostgreSQL answered OK with its warning that the commit's wait for a synchronous
+  // standby was cancelled ("committed locally, but might not have been replicated"): a failover may lose it.
   // kUnavailable if it was already gone before COMMIT was sent (the server rolled the transaction back).
   Status Commit();
+  // COMMIT that stops waiting at `deadline`: past it, a commit still waiting for its synchronous standby is
+  // cancelled (it stays committed locally, unreplicated) and the answer is kOutcomeUnknown; with no answer
+  // 2 s after the cancel the connection is given up (reply_lost()). Otherwise as Commit(). Without
+  // synchronous replication the COMMIT returns at once.
+  Status CommitWithin(Clock& clock, std::chrono::steady_clock::time_point deadline);
   void Rollback();  // best effort; a broken connection rolls back on its own
 
   // False once libpq reports the connection broken; the pool then discards it.
@@ -130,12 +137,17 @@ class PgConn {
 
  private:
   explicit PgConn(PGconn* c);
+  // libpq's notice receiver: notes PostgreSQL's "canceling wait for synchronous replication" warning (see
+  // Commit), prints every other notice as libpq's default receiver does.
+  static void OnNotice(void* self, const PGresult* r);
+  Status FinishCommit(PGresult* r);
   Error Classify(PGresult* r, bool in_commit) const;
   // Before sending: an error if the connection is already known dead (never sent; reply_lost_ false).
   std::optional<Error> DeadBeforeSend();
 
   PGconn* conn_;
   bool reply_lost_ = false;
+  bool sync_wait_cancelled_ = false;  // set by OnNotice during a COMMIT
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
 };
 
@@ -157,6 +169,7 @@ class Transaction {
   static Result<std::unique_ptr<Transaction>> Start(PgConn& conn);
   ~Transaction();
   Status Commit();
+  Status CommitWithin(Clock& clock, std::chrono::steady_clock::time_point deadline);  // PgConn::CommitWithin
   PgConn& conn() { return conn_; }
 
  private:
