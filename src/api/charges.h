@@ -15,9 +15,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
-#include <map>
 #include <string>
 #include <variant>
 
@@ -60,7 +60,8 @@ struct ChargeOptions {
   // Requests admitted past the hot tier and waiting for PostgreSQL (queued for a batch, in one, or between
   // the two phases); beyond it a new charge is shed with 503. 1024: at the ~3,000 charges/s this machine
   // commits, a full queue is ~0.3 s of work, past which a client does better retrying after Retry-After
-  // than waiting; it is a quarter of max_connections, and ~1 KiB of state each (a few MiB at most).
+  // than waiting; it is a quarter of max_connections. A pending request holds ~1 KiB for a typical charge,
+  // ~40 KiB with a maximal 16 KiB body (its canonical form and response): 1-40 MiB for a full queue.
   int max_pending = 1024;
 
   // kInvalidArgument when retention < lease + kClientRetryHorizon (the record must outlive every lease and
