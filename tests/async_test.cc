@@ -134,8 +134,9 @@ TEST_F(AsyncTest, TwoIoThreadsHoldSixtyFourChargesWaitingInOneBatch) {
   Start(/*max_pending=*/1024);
   constexpr int kN = 64;
   const double big_batches = ClaimBatchesOver32();
-  // Holds the claim worker (the first request's batch) for up to 3 s while the others queue behind it.
-  ASSERT_TRUE(failpoints::Configure("group_commit.claim.form=delay(3000)@1").ok());
+  // Holds the claim worker (the first request's batch) for 5 s while the others queue behind it (they need
+  // milliseconds; the margin is for a loaded machine).
+  ASSERT_TRUE(failpoints::Configure("group_commit.claim.form=delay(5000)@1").ok());
   std::vector<std::string> keys;
   for (int i = 0; i < kN; ++i) keys.push_back(NewKey("async"));
   std::atomic<bool> all_queued{false};
