@@ -149,7 +149,8 @@ class ApiTest : public ::testing::Test {
     so.port = 0;
     so.threads = 16;
     so.read_timeout = std::chrono::milliseconds(1500);
-    auto s = http::Server::Start(so, [this](const http::HttpRequest& r) { return router_->Handle(r); });
+    auto s = http::Server::Start(
+        so, [this](const http::HttpRequest& r, http::ResponderPtr out) { router_->HandleAsync(r, std::move(out)); });
     ASSERT_TRUE(s.ok()) << s.error().ToString();
     server_ = std::move(s.value());
     port_ = server_->port();

@@ -90,7 +90,8 @@ class InDoubtTest : public ::testing::Test {
     http::ServerOptions so;
     so.port = 0;
     so.threads = 4;
-    auto s = http::Server::Start(so, [this](const http::HttpRequest& r) { return router_->Handle(r); });
+    auto s = http::Server::Start(
+        so, [this](const http::HttpRequest& r, http::ResponderPtr out) { router_->HandleAsync(r, std::move(out)); });
     ASSERT_TRUE(s.ok()) << s.error().ToString();
     server_ = std::move(s.value());
     port_ = server_->port();

@@ -1,5 +1,6 @@
 #include "api/charges.h"
 
+#include <future>
 #include <string_view>
 
 #include "api/idempotency.h"
@@ -41,6 +42,13 @@ struct Metrics {
       "paypath_idempotency_lease_takeovers_total", "Expired in-flight leases taken over by a retry");
   metrics::Counter& stale = metrics::Registry::Default().GetCounter(
       "paypath_idempotency_stale_owner_total", "Completions refused because the lease had passed to another owner");
+
+  metrics::Counter& shed = metrics::Registry::Default().GetCounter(
+      "paypath_api_shed_total",
+      "New charges answered 503 /problems/overloaded because max_pending requests were already waiting for "
+      "PostgreSQL (nothing written for them)");
+  metrics::Gauge& pending = metrics::Registry::Default().GetGauge(
+      "paypath_api_pending", "Charges admitted and waiting for PostgreSQL (claim or completion), at most max_pending");
 
   metrics::Counter& gate_entered = Gate("entered");
   metrics::Counter& gate_held = Gate("held");
@@ -146,6 +154,7 @@ std::string RenderCharge(const store::ChargeRow& ch) {
 
 Status ChargeOptions::Validate() const {
   if (lease.count() <= 0) return Error::InvalidArgument("the lease must be positive");
+  if (max_pending < 1) return Error::InvalidArgument("max_pending must be at least 1");
   const auto minimum = lease + std::chrono::duration_cast<std::chrono::milliseconds>(kClientRetryHorizon);
   if (retention < minimum)
     return Error::InvalidArgument(
@@ -200,26 +209,101 @@ HttpResponse ChargeApi::AnswerFromCharge(const std::string& tenant, const store:
   return Mismatch(tenant);
 }
 
-HttpResponse ChargeApi::Create(const HttpRequest& req) {
+// One POST between its phases. Owned by the continuations; Finish answers it exactly once.
+struct ChargeApi::InFlightRequest {
+  http::ResponderPtr out;
+  Validated v;
+  bool gated = false;        // entered the Redis gate: left once the answer is known (after Respond cached it)
+  bool admitted = false;     // holds one unit of pending_
+  Claimed c;
+};
+
+void ChargeApi::CreateAsync(const HttpRequest& req, http::ResponderPtr out) {
   auto validated = Validate(req);
-  if (auto* r = std::get_if<HttpResponse>(&validated)) return std::move(*r);
-  const Validated& v = std::get<Validated>(validated);
-  bool gated = false;
-  // Leaves the Redis gate whatever the answer, after Respond has cached a completed response (so the next
-  // request finds the replay, not an open gate).
-  struct GateExit {
-    store::HotTier& hot;
-    const Validated& v;
-    const bool& gated;
-    ~GateExit() {
-      if (gated) hot.Leave(*v.tenant, v.key);
+  if (auto* resp = std::get_if<HttpResponse>(&validated)) return out->Send(std::move(*resp));
+  auto r = std::make_shared<InFlightRequest>();
+  r->out = std::move(out);
+  r->v = std::move(std::get<Validated>(validated));
+  if (auto answer = Lookup(r->v, &r->gated)) return Finish(r, std::move(*answer));
+  // Admission: the bound on requests waiting for PostgreSQL. Nothing is written for a shed request.
+  for (int cur = pending_.load();;) {
+    if (cur >= options_.max_pending) {
+      M().shed.Inc();
+      HttpResponse shed = RenderProblem({503, "overloaded", "Overloaded",
+                                         "too many charges are waiting for the database; nothing was charged. Retry "
+                                         "with the same Idempotency-Key"});
+      shed.SetHeader("Retry-After", "1");
+      return Finish(r, std::move(shed));
     }
-  } gate_exit{hot_, v, gated};
-  auto claimed = Resolve(v, &gated);
-  if (auto* r = std::get_if<HttpResponse>(&claimed)) return std::move(*r);
-  auto executed = Execute(v, std::get<Claimed>(claimed));
-  if (auto* r = std::get_if<HttpResponse>(&executed)) return std::move(*r);
-  return Respond(v, std::get<Executed>(executed));
+    if (pending_.compare_exchange_weak(cur, cur + 1)) break;
+  }
+  r->admitted = true;
+  M().pending.Add(1);
+  Claim(std::move(r));
+}
+
+void ChargeApi::Claim(std::shared_ptr<InFlightRequest> r) {
+  std::string owner = random_.Hex128();
+  const Validated& v = r->v;
+  auto post = [out = r->out](std::function<void()> task) { out->Post(std::move(task)); };
+  store_.ClaimAsync(*v.tenant, v.key, v.fingerprint, owner, options_.lease, post,
+                    [this, r, owner](Result<store::ClaimResult> claim) {
+                      auto claimed = Decided(r->v, owner, std::move(claim));
+                      if (auto* resp = std::get_if<HttpResponse>(&claimed)) return Finish(r, std::move(*resp));
+                      r->c = std::move(std::get<Claimed>(claimed));
+                      Execute(r);
+                    });
+}
+
+void ChargeApi::Execute(std::shared_ptr<InFlightRequest> r) {
+  auto prepared = Prepare(r->v, r->c);
+  if (auto* resp = std::get_if<HttpResponse>(&prepared)) return Finish(r, std::move(*resp));
+  Prepared& p = std::get<Prepared>(prepared);
+  auto e = std::make_shared<Executed>(std::move(p.e));
+  auto post = [out = r->out](std::function<void()> task) { out->Post(std::move(task)); };
+  store_.CompleteAsync(std::move(p.req), post, [this, r, e](Result<store::Completion> done) {
+    auto executed = Committed(r->v, r->c, std::move(*e), std::move(done));
+    if (auto* resp = std::get_if<HttpResponse>(&executed)) return Finish(r, std::move(*resp));
+    Finish(r, Respond(r->v, std::get<Executed>(executed)));
+  });
+}
+
+void ChargeApi::Finish(const std::shared_ptr<InFlightRequest>& r, HttpResponse response) {
+  // After Respond has cached a completed response, so the next request finds the replay, not an open gate.
+  if (r->gated) hot_.Leave(*r->v.tenant, r->v.key);
+  r->gated = false;
+  if (r->admitted) {
+    pending_.fetch_sub(1);
+    M().pending.Add(-1);
+    r->admitted = false;
+  }
+  r->out->Send(std::move(response));
+}
+
+namespace {
+
+// Answers Create's caller: continuations run inline, on whichever thread calls Post (a batch worker).
+class BlockingResponder : public http::Responder {
+ public:
+  void Send(HttpResponse response) override {
+    if (!sent_.exchange(true)) done_.set_value(std::move(response));
+  }
+  void Post(http::Task task) override { task(); }
+  std::future<HttpResponse> Future() { return done_.get_future(); }
+
+ private:
+  std::promise<HttpResponse> done_;
+  std::atomic<bool> sent_{false};
+};
+
+}  // namespace
+
+HttpResponse ChargeApi::Create(const HttpRequest& req) {
+  auto out = std::make_shared<BlockingResponder>();
+  auto f = out->Future();
+  CreateAsync(req, out);
+  out.reset();
+  return f.get();
 }
 
 ChargeApi::Phase<ChargeApi::Validated> ChargeApi::Validate(const HttpRequest& req) const {
@@ -257,7 +341,7 @@ ChargeApi::Phase<ChargeApi::Validated> ChargeApi::Validate(const HttpRequest& re
   return v;
 }
 
-ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Resolve(const Validated& v, bool* gated) {
+std::optional<HttpResponse> ChargeApi::Lookup(const Validated& v, bool* gated) {
   const std::string& tenant = *v.tenant;
   // An earlier attempt with this key is in doubt on this process: settle it first. Unsettled, the answer
   // stays outcome-unknown (a 409 would hide that the charge may exist); settled, the claim below sees the
@@ -298,10 +382,14 @@ ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Resolve(const Validated& v, bool
       M().cache_invalid.Inc();
       break;
   }
+  return std::nullopt;
+}
 
+ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Decided(const Validated& v, std::string owner,
+                                                        Result<store::ClaimResult> claim) {
+  const std::string& tenant = *v.tenant;
   Claimed c;
-  c.owner = random_.Hex128();
-  auto claim = store_.Claim(tenant, v.key, v.fingerprint, c.owner, options_.lease);
+  c.owner = std::move(owner);
   if (!claim.ok()) {
     if (claim.error().code == ErrorCode::kAborted) return InFlight("the key is under heavy contention; retry");
     if (claim.error().code == ErrorCode::kOutcomeUnknown) {
@@ -340,7 +428,7 @@ ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Resolve(const Validated& v, bool
   return c;
 }
 
-ChargeApi::Phase<ChargeApi::Executed> ChargeApi::Execute(const Validated& v, const Claimed& c) {
+ChargeApi::Phase<ChargeApi::Prepared> ChargeApi::Prepare(const Validated& v, const Claimed& c) {
   const std::string& tenant = *v.tenant;
   // Widens the in-flight window for tests (delay) or fails after the claim (error).
   if (failpoints::Hit("api.after_claim")) {
@@ -371,7 +459,13 @@ ChargeApi::Phase<ChargeApi::Executed> ChargeApi::Execute(const Validated& v, con
   done_req.response_body = e.body;
   done_req.retention = options_.retention;
   done_req.outbox = {message_id, events::kChargeSucceeded, ChargePayload(row, message_id)};
-  auto done = store_.Complete(done_req);
+  return Prepared{std::move(e), std::move(done_req)};
+}
+
+ChargeApi::Phase<ChargeApi::Executed> ChargeApi::Committed(const Validated& v, const Claimed& c, Executed e,
+                                                           Result<store::Completion> done) {
+  const std::string& tenant = *v.tenant;
+  const store::ChargeRow& row = e.row;
   e.completed.completed = true;
   e.completed.fingerprint = v.fingerprint;
   e.completed.response_status = 201;

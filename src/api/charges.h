@@ -13,8 +13,11 @@
 // Retry-After: 1 while it keeps trying; settling releases the lease of an attempt that did not commit.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -54,9 +57,15 @@ struct ChargeOptions {
   // the database clock. 24 h matches common client retry horizons. The charge itself is kept for ever.
   std::chrono::milliseconds retention{24 * 3600 * 1000};
   InDoubtOptions in_doubt;
+  // Requests admitted past the hot tier and waiting for PostgreSQL (queued for a batch, in one, or between
+  // the two phases); beyond it a new charge is shed with 503. 1024: at the ~3,000 charges/s this machine
+  // commits, a full queue is ~0.3 s of work, past which a client does better retrying after Retry-After
+  // than waiting; it is a quarter of max_connections. A pending request holds ~1 KiB for a typical charge,
+  // ~40 KiB with a maximal 16 KiB body (its canonical form and response): 1-40 MiB for a full queue.
+  int max_pending = 1024;
 
   // kInvalidArgument when retention < lease + kClientRetryHorizon (the record must outlive every lease and
-  // every retry a client may still make), or lease <= 0.
+  // every retry a client may still make), lease <= 0, or max_pending < 1.
   Status Validate() const;
 };
 
@@ -65,6 +74,16 @@ class ChargeApi {
   ChargeApi(std::map<std::string, std::string> api_keys, store::IdempotencyStore& store, store::HotTier& hot,
             Clock& clock, Random& random, ChargeOptions options);
 
+  // POST /v1/charges without a waiting thread: returns once the request waits for its claim batch (or has
+  // its answer); the claim's and the completion's continuations run through out->Post, on the request's
+  // I/O thread. What may still block that thread: the Redis calls before the claim and after the commit, and
+  // the rare PostgreSQL reads off the batched path (an existing key's row, a lease release after a
+  // failure, the in-doubt resolver's first attempt). No thread waits for a batch.
+  // Admission: at most options.max_pending requests are between their claim's submission and their
+  // answer; one more is answered 503 /problems/overloaded with Retry-After: 1 (paypath_api_shed_total)
+  // before anything is written for it.
+  void CreateAsync(const HttpRequest& req, http::ResponderPtr out);
+  // The blocking form (tools, tests): the continuations run on the store's batch workers.
   HttpResponse Create(const HttpRequest& req);
   HttpResponse Get(const HttpRequest& req, const std::string& id);
 
@@ -101,11 +120,26 @@ class ChargeApi {
     store::KeyRecord completed;  // the key as stored: expiry and TTL for the response and the cache
     bool settled_in_doubt = false;  // the COMMIT's reply was lost and the resolver proved it committed
   };
+  // Resolve and Execute each wait once for PostgreSQL (the claim batch, the completion batch), so each is
+  // split at that wait: the part before it submits, the part after it runs in the continuation.
+  struct Prepared {  // Execute before the completion batch
+    Executed e;
+    store::CompletionRequest req;
+  };
+  struct InFlightRequest;  // one POST between its phases (charges.cc)
   Phase<Validated> Validate(const HttpRequest& req) const;
-  // *gated: this request entered the Redis in-flight gate (Create leaves it once the answer is known).
-  Phase<Claimed> Resolve(const Validated& v, bool* gated);
-  Phase<Executed> Execute(const Validated& v, const Claimed& c);
+  // Resolve before the claim: the answer, or nullopt to claim. *gated: this request entered the Redis
+  // in-flight gate (the request leaves it once the answer is known).
+  std::optional<HttpResponse> Lookup(const Validated& v, bool* gated);
+  // Resolve after the claim.
+  Phase<Claimed> Decided(const Validated& v, std::string owner, Result<store::ClaimResult> claim);
+  Phase<Prepared> Prepare(const Validated& v, const Claimed& c);
+  Phase<Executed> Committed(const Validated& v, const Claimed& c, Executed e, Result<store::Completion> done);
   HttpResponse Respond(const Validated& v, const Executed& e);
+  // The continuations of CreateAsync.
+  void Claim(std::shared_ptr<InFlightRequest> r);
+  void Execute(std::shared_ptr<InFlightRequest> r);
+  void Finish(const std::shared_ptr<InFlightRequest>& r, HttpResponse response);
 
   HttpResponse Replay(const store::KeyRecord& rec);
   // A replay built from the key's charge (its record was purged): same status and body as the stored one.
@@ -119,6 +153,7 @@ class ChargeApi {
   Random& random_;
   const ChargeOptions options_;
   InDoubtResolver resolver_;
+  std::atomic<int> pending_{0};  // admitted requests not yet answered (<= options_.max_pending)
 };
 
 // The charge's public JSON, identical for the 201, every replay and GET.

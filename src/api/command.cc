@@ -61,6 +61,9 @@ struct ApiFlags {
   // Completed responses kept in process in front of Redis. 8192: a few MiB (a response is a few hundred
   // bytes), enough for every replay a client makes within a minute at a few hundred new charges/s.
   int64_t local_cache_entries = 8192;
+  // Charges admitted and waiting for PostgreSQL before new ones are shed with 503; default (and why) in
+  // api::ChargeOptions.
+  int max_pending = ChargeOptions{}.max_pending;
 };
 
 // The ops listener: a scraper and a few probes, each answered in microseconds (or one PostgreSQL ping
@@ -162,6 +165,7 @@ int RunApi(const ApiFlags& f) {
   ChargeOptions opts;
   opts.lease = std::chrono::milliseconds(f.lease_ms);
   opts.retention = std::chrono::milliseconds(f.retention_s * 1000);
+  opts.max_pending = f.max_pending;
   if (Status s = opts.Validate(); !s.ok()) {
     log::Error("bad_retention", {{"error", s.error().message}});
     return 2;
@@ -204,7 +208,8 @@ int RunApi(const ApiFlags& f) {
   so.max_connections = f.max_connections;
   so.read_timeout = std::chrono::milliseconds(f.read_timeout_ms);
   so.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
-  auto server = http::Server::Start(so, [&router](const http::HttpRequest& r) { return router.Handle(r); });
+  auto server = http::Server::Start(
+      so, [&router](const http::HttpRequest& r, http::ResponderPtr out) { router.HandleAsync(r, std::move(out)); });
   if (!server.ok()) {
     log::Error("listen_failed", {{"error", server.error().message}});
     return 1;
@@ -326,6 +331,10 @@ void AddCommands(CLI::App& app) {
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
   api->add_flag("!--no-group-commit", flags->group_commit,
                 "One statement/transaction per claim and per completion instead of batches");
+  api->add_option("--max-pending", flags->max_pending,
+                  "Charges waiting for PostgreSQL at most; beyond it new charges get 503 /problems/overloaded")
+      ->envname("PAYPATH_MAX_PENDING")->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   api->add_option("--batch-max", flags->batch_max, "Group commit: items per batch at most")
       ->envname("PAYPATH_BATCH_MAX")->capture_default_str()->check(CLI::Range(1, 4096));
   api->add_option("--batch-max-wait-us", flags->batch_max_wait_us,

@@ -5,16 +5,47 @@
 
 namespace paypath::api {
 
+namespace {
+
+void ObserveDuration(const char* route, int status, double secs) {
+  metrics::Registry::Default()
+      .GetHistogram("paypath_http_request_duration_seconds", "HTTP request handling time by route and status code",
+                    metrics::LatencyBuckets(), {{"route", route}, {"code", std::to_string(status)}})
+      .Observe(secs);
+}
+
+// Times an asynchronous answer from the request's arrival to its Send.
+class TimedResponder : public http::Responder {
+ public:
+  TimedResponder(http::ResponderPtr inner, Clock& clock, const char* route)
+      : inner_(std::move(inner)), clock_(clock), route_(route), start_(clock.Now()) {}
+  void Send(HttpResponse r) override {
+    ObserveDuration(route_, r.status, std::chrono::duration<double>(clock_.Now() - start_).count());
+    inner_->Send(std::move(r));
+  }
+  void Post(http::Task task) override { inner_->Post(std::move(task)); }
+
+ private:
+  http::ResponderPtr inner_;
+  Clock& clock_;
+  const char* route_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
 HttpResponse Router::Handle(const HttpRequest& req) {
   auto start = clock_.Now();
   const char* route = "other";
   HttpResponse r = Dispatch(req, &route);
-  double secs = std::chrono::duration<double>(clock_.Now() - start).count();
-  metrics::Registry::Default()
-      .GetHistogram("paypath_http_request_duration_seconds", "HTTP request handling time by route and status code",
-                    metrics::LatencyBuckets(), {{"route", route}, {"code", std::to_string(r.status)}})
-      .Observe(secs);
+  ObserveDuration(route, r.status, std::chrono::duration<double>(clock_.Now() - start).count());
   return r;
+}
+
+void Router::HandleAsync(const HttpRequest& req, http::ResponderPtr out) {
+  if (routes_ != Routes::kOps && req.Path() == "/v1/charges" && req.method == "POST")
+    return charges_.CreateAsync(req, std::make_shared<TimedResponder>(std::move(out), clock_, "/v1/charges"));
+  out->Send(Handle(req));
 }
 
 HttpResponse Router::Dispatch(const HttpRequest& req, const char** route) {

@@ -30,6 +30,9 @@ class Router {
   Router(ChargeApi& charges, store::IdempotencyStore& store, Clock& clock, Routes routes = Routes::kAll)
       : charges_(charges), store_(store), clock_(clock), routes_(routes) {}
   HttpResponse Handle(const HttpRequest& req);
+  // The asynchronous form (http::AsyncHandler): POST /v1/charges answers through ChargeApi::CreateAsync,
+  // every other route as Handle does, on the calling thread.
+  void HandleAsync(const HttpRequest& req, http::ResponderPtr out);
 
  private:
   HttpResponse Dispatch(const HttpRequest& req, const char** route);

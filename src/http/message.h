@@ -2,6 +2,8 @@
 // HttpResponse; src/http/ converts to and from Boost.Beast so that only a few files pay its compile cost.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,5 +35,22 @@ struct HttpResponse {
 };
 
 bool HeaderNameEquals(std::string_view a, std::string_view b);
+
+// Work to run later on some thread (a continuation).
+using Task = std::function<void()>;
+
+// The answer to one request of an asynchronous handler (src/http/server.h). A handler may keep it and
+// answer later from any thread: requests wait as continuations, not as parked threads.
+//   Send  exactly once, from any thread; later calls are ignored. A Responder dropped without Send answers
+//         500 (a lost continuation is a bug, but the client still gets an answer).
+//   Post  runs `task` soon on the request's connection executor (one of the server's I/O threads), never
+//         inline: a store's worker hands a continuation back with it instead of running it itself.
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  virtual void Send(HttpResponse response) = 0;
+  virtual void Post(Task task) = 0;
+};
+using ResponderPtr = std::shared_ptr<Responder>;
 
 }  // namespace paypath::http

@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -162,16 +164,76 @@ class Refusal : public std::enable_shared_from_this<Refusal> {
   char sink_[1024];
 };
 
+HttpResponse InternalError() {
+  HttpResponse out;
+  out.status = 500;
+  out.body = ProblemBody(500, "internal", "Internal error", "an unexpected error occurred");
+  out.SetHeader("Content-Type", "application/problem+json");
+  return out;
+}
+
+class Session;
+
+// Responders alive: requests not yet answered, or answers on their way to the session.
+class Outstanding {
+ public:
+  void Add() {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++n_;
+  }
+  void Done() {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (--n_ == 0) cv_.notify_all();
+  }
+  // The count left after waiting up to `timeout` for it to reach 0.
+  int WaitForNone(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait_for(lk, timeout, [this] { return n_ == 0; });
+    return n_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int n_ = 0;  // protected by mu_
+};
+
+// The Responder of one request: Send hands the response to the session's strand; it holds the session (and
+// one unit of the server's outstanding count) until it is destroyed.
+class SessionResponder : public Responder {
+ public:
+  SessionResponder(std::shared_ptr<Session> session, Outstanding& outstanding)
+      : session_(std::move(session)), outstanding_(outstanding) {
+    outstanding_.Add();
+  }
+  ~SessionResponder() override {
+    if (!sent_.load()) {
+      log::Error("handler_dropped_request", {});
+      Send(InternalError());
+    }
+    outstanding_.Done();
+  }
+  void Send(HttpResponse response) override;
+  void Post(Task task) override;
+
+ private:
+  std::shared_ptr<Session> session_;
+  Outstanding& outstanding_;
+  std::atomic<bool> sent_{false};
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, const ServerOptions& opts, const Handler& handler, Slot slot)
-      : stream_(std::move(socket)), opts_(opts), handler_(handler), slot_(std::move(slot)) {}
+  Session(tcp::socket&& socket, const ServerOptions& opts, const AsyncHandler& handler, Slot slot,
+          Outstanding& outstanding)
+      : stream_(std::move(socket)), opts_(opts), handler_(handler), slot_(std::move(slot)), outstanding_(outstanding) {}
 
   void Start() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::ReadRequest, shared_from_this()));
   }
 
  private:
+  friend class SessionResponder;  // Answer, Run
   // Between requests: wait up to idle_timeout for the first byte of the next one.
   void WaitForNextRequest() {
     if (buffer_.size() > 0) return ReadRequest();  // a pipelined request is already here
@@ -216,18 +278,24 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
 
-    HttpResponse out;
+    // Nothing is read or written on this connection until the responder answers (HTTP/1.1 answers in order).
+    auto responder = std::make_shared<SessionResponder>(shared_from_this(), outstanding_);
     try {
-      out = handler_(in);
+      handler_(in, responder);
     } catch (const std::exception& e) {
       // Handlers return errors as values; an exception here is a bug. Answer 500 and keep serving.
       log::Error("handler_exception", {{"error", e.what()}});
-      out.status = 500;
-      out.body = ProblemBody(500, "internal", "Internal error", "an unexpected error occurred");
-      out.SetHeader("Content-Type", "application/problem+json");
+      responder->Send(InternalError());
     }
-    Send(std::move(out), keep_alive_);
   }
+
+  // Called by the responder, once per request, on any thread.
+  void Answer(HttpResponse out) {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this(), out = std::move(out)]() mutable {
+      self->Send(std::move(out), self->keep_alive_);
+    });
+  }
+  void Run(Task task) { net::post(stream_.get_executor(), std::move(task)); }
 
   void SendError(int status, const char* slug, const char* title, const std::string& detail) {
     HttpResponse out;
@@ -267,13 +335,21 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   const ServerOptions& opts_;
-  const Handler& handler_;
+  const AsyncHandler& handler_;
   Slot slot_;  // this connection's place under max_connections, given back when the session ends
+  Outstanding& outstanding_;  // the server's count of responders not yet destroyed
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<void> response_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
 };
+
+void SessionResponder::Send(HttpResponse response) {
+  if (sent_.exchange(true)) return;
+  session_->Answer(std::move(response));
+}
+
+void SessionResponder::Post(Task task) { session_->Run(std::move(task)); }
 
 // Makes room for `needed` descriptors by raising the soft RLIMIT_NOFILE toward the hard limit.
 void FitDescriptorLimit(const ServerOptions& o) {
@@ -299,7 +375,7 @@ void FitDescriptorLimit(const ServerOptions& o) {
 
 class ServerImpl : public Server {
  public:
-  ServerImpl(const ServerOptions& opts, Handler handler)
+  ServerImpl(const ServerOptions& opts, AsyncHandler handler)
       : opts_(opts),
         handler_(std::move(handler)),
         metrics_(opts.name),
@@ -308,6 +384,10 @@ class ServerImpl : public Server {
         backoff_timer_(acceptor_.get_executor()) {}
 
   ~ServerImpl() override {
+    // Let requests waiting for their answers (held by a store's queue, say) finish while the I/O threads
+    // still run; then nothing can post to a stopped io_context.
+    if (int left = outstanding_.WaitForNone(opts_.drain_timeout); left > 0)
+      log::Warn("server_stopped_with_requests_waiting", {{"listener", opts_.name}, {"requests", left}});
     ioc_.stop();
     for (auto& t : threads_) t.join();
     if (spare_fd_ >= 0) ::close(spare_fd_);
@@ -353,7 +433,7 @@ class ServerImpl : public Server {
     beast::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
     if (auto slot = TakeSlot(open_, opts_.max_connections, &metrics_.open)) {
-      std::make_shared<Session>(std::move(socket), opts_, handler_, std::move(*slot))->Start();
+      std::make_shared<Session>(std::move(socket), opts_, handler_, std::move(*slot), outstanding_)->Start();
       return;
     }
     metrics_.rejected_max.Inc();
@@ -396,10 +476,11 @@ class ServerImpl : public Server {
   }
 
   const ServerOptions opts_;
-  const Handler handler_;
+  const AsyncHandler handler_;
   ListenerMetrics metrics_;
   // Declared before ioc_: sessions destroyed with the io_context still give their slots back here.
   std::atomic<int> open_{0};
+  Outstanding outstanding_;
   std::atomic<int> refusing_{0};
   net::io_context ioc_;
   tcp::acceptor acceptor_;
@@ -422,6 +503,12 @@ class MetricsServerImpl : public MetricsServer {
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Handler handler) {
+  return Start(options, AsyncHandler([h = std::move(handler)](const HttpRequest& req, ResponderPtr out) {
+    out->Send(h(req));
+  }));
+}
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, AsyncHandler handler) {
   auto s = std::make_unique<ServerImpl>(options, std::move(handler));
   Status st = s->Listen();
   if (!st.ok()) return st.error();

@@ -22,8 +22,14 @@
 // (gauge), paypath_http_connections_rejected_total{reason=max_connections|fd_limit} and
 // paypath_http_accept_errors_total{error=EMFILE|ENFILE|ENOBUFS|ENOMEM|other}.
 //
-// The handler runs on one of `threads` I/O threads and may block (it talks to PostgreSQL); the thread
-// count is therefore also the bound on concurrent handler calls.
+// Handlers come in two forms. A Handler (synchronous) runs on one of `threads` I/O threads and returns the
+// response; while it blocks, its thread serves nobody else. An AsyncHandler is called on an I/O thread with
+// a Responder and returns at once; the response is written when Responder::Send is called (from any
+// thread), so any number of requests can wait for their answers on a few threads. The server's limits and
+// timeouts are the same for both; a request waiting for its answer has no read or write deadline (the
+// handler bounds it: the api's bounded queue, store timeouts), and the response must then be written within
+// read_timeout. The destructor first waits (up to drain_timeout) for every outstanding Responder to
+// answer or be dropped, so continuations never outlive the server's threads.
 #pragma once
 
 #include <chrono>
@@ -62,9 +68,12 @@ struct ServerOptions {
   // (threads + 2), Redis, logs, the other listener and connections being refused. 512 covers 256 handler
   // threads (the flag's maximum) with room to spare.
   int fd_reserve = 512;
+  // How long the destructor waits for requests still waiting for their answers (see above).
+  std::chrono::milliseconds drain_timeout{5000};
 };
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
+using AsyncHandler = std::function<void(const HttpRequest&, ResponderPtr)>;
 
 class Server {
  public:
@@ -73,6 +82,8 @@ class Server {
   // Raises the process's soft RLIMIT_NOFILE (up to the hard limit) to fit max_connections + fd_reserve;
   // if the hard limit is lower, logs fd_limit_below_max_connections and keeps serving (accept errors then
   // refuse and back off as described above).
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options, AsyncHandler handler);
+  // The synchronous form: the handler's return value is sent at once.
   static Result<std::unique_ptr<Server>> Start(const ServerOptions& options, Handler handler);
   virtual ~Server() = default;  // stops accepting, closes connections, joins threads
   virtual uint16_t port() const = 0;

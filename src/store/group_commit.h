@@ -2,9 +2,13 @@
 // over arrays and (for the completion) one transaction per batch, so a commit, a round trip and an fsync
 // are paid once per batch instead of once per request.
 //
-// A Batcher<Item, Out> owns `connections` worker threads. Submit() queues an item and blocks its caller
-// until the item's batch is done, then returns exactly that item's own result (TigerBeetle: one result per
-// event; a batch is an optimisation the caller never sees, except in speed).
+// A Batcher<Item, Out> owns `connections` worker threads. SubmitAsync() queues an item with its
+// continuation and returns at once; the worker that ran the item's batch calls the continuation with
+// exactly that item's own result (TigerBeetle: one result per event; a batch is an optimisation the caller
+// never sees, except in speed). A continuation runs on the worker, so it must not block: it hands its work
+// to its own executor (IdempotencyStore's async calls do). Submit() is the blocking form, for callers that
+// own a thread anyway (tools, tests, the in-doubt resolver).
+// The batcher itself does not bound its queue: the api's admission bound (api/charges.h, max_pending) does.
 //
 // When a batch leaves (no added delay when idle):
 //   - a free worker takes the queue at once when no batch of this phase is in flight;
@@ -19,7 +23,8 @@
 // paypath_group_commit_queued (gauge: items waiting for a batch), paypath_group_commit_splits_total.
 // Failpoint group_commit.<phase>.form (delay only): a worker about to form a batch sleeps first, queue
 // unlocked, so a test can gather concurrent items into one batch (it then waits on the queued gauge).
-// Thread-safe. The destructor fails queued items with kUnavailable and joins the workers.
+// Thread-safe. The destructor fails queued items with kUnavailable (calling their continuations on the
+// destroying thread) and joins the workers.
 #pragma once
 
 #include <chrono>
@@ -27,6 +32,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -72,6 +78,7 @@ class Batcher {
  public:
   // Fills out[i] for every items[i]; out arrives sized like items, each entry kInternal until set.
   using Run = std::function<void(std::vector<Item>& items, std::vector<Result<Out>>& out)>;
+  using Done = std::function<void(Result<Out>)>;
 
   Batcher(std::string phase, GroupCommitOptions options, Clock& clock, Run run)
       : options_(options), clock_(clock), run_(std::move(run)), metrics_(phase), form_failpoint_("group_commit." + phase + ".form") {
@@ -84,29 +91,38 @@ class Batcher {
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
-    for (Slot* s : queue_) s->done.set_value(Error::Unavailable("the batcher stopped"));
+    for (Slot& s : queue_) s.done(Error::Unavailable("the batcher stopped"));
   }
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Blocks until the item's batch has run; returns the item's own result.
-  Result<Out> Submit(Item item) {
-    Slot s{std::move(item), {}, clock_.Now()};
-    auto f = s.done.get_future();
+  // Queues the item; `done` gets its own result once its batch has run (on a worker thread), or
+  // kUnavailable at once (on this thread) if the batcher is stopping.
+  void SubmitAsync(Item item, Done done) {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (stop_) return Error::Unavailable("the batcher stopped");
-      queue_.push_back(&s);
-      metrics_.queued.Add(1);
+      if (!stop_) {
+        queue_.push_back(Slot{std::move(item), std::move(done), clock_.Now()});
+        metrics_.queued.Add(1);
+        done = nullptr;
+      }
     }
+    if (done) return done(Error::Unavailable("the batcher stopped"));
     cv_.notify_one();
+  }
+
+  // Blocks until the item's batch has run; returns the item's own result.
+  Result<Out> Submit(Item item) {
+    auto p = std::make_shared<std::promise<Result<Out>>>();
+    auto f = p->get_future();
+    SubmitAsync(std::move(item), [p](Result<Out> r) { p->set_value(std::move(r)); });
     return f.get();
   }
 
  private:
   struct Slot {
     Item item;
-    std::promise<Result<Out>> done;
+    Done done;
     std::chrono::steady_clock::time_point enqueued;
   };
 
@@ -119,7 +135,7 @@ class Batcher {
         continue;
       }
       const bool full = queue_.size() >= static_cast<size_t>(options_.max_batch);
-      const auto leave_at = queue_.front()->enqueued + options_.max_wait;
+      const auto leave_at = queue_.front().enqueued + options_.max_wait;
       if (in_flight_ > 0 && !full && clock_.Now() < leave_at) {
         cv_.wait_until(lk, leave_at);
         continue;
@@ -128,9 +144,9 @@ class Batcher {
       (void)failpoints::Hit(form_failpoint_);
       lk.lock();
       if (stop_ || queue_.empty()) continue;
-      std::vector<Slot*> batch;
+      std::vector<Slot> batch;
       while (!queue_.empty() && batch.size() < static_cast<size_t>(options_.max_batch)) {
-        batch.push_back(queue_.front());
+        batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       metrics_.queued.Add(-static_cast<double>(batch.size()));
@@ -143,18 +159,18 @@ class Batcher {
     }
   }
 
-  void RunBatch(std::vector<Slot*>& batch) {
+  void RunBatch(std::vector<Slot>& batch) {
     const auto start = clock_.Now();
     metrics_.batch_size.Observe(static_cast<double>(batch.size()));
     std::vector<Item> items;
     items.reserve(batch.size());
-    for (Slot* s : batch) {
-      metrics_.wait_seconds.Observe(std::chrono::duration<double>(start - s->enqueued).count());
-      items.push_back(std::move(s->item));
+    for (Slot& s : batch) {
+      metrics_.wait_seconds.Observe(std::chrono::duration<double>(start - s.enqueued).count());
+      items.push_back(std::move(s.item));
     }
     std::vector<Result<Out>> out(items.size(), Result<Out>(Error::Internal("no result for this batch item")));
     run_(items, out);
-    for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(std::move(out[i]));
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(out[i]));
   }
 
   const GroupCommitOptions options_;
@@ -165,7 +181,7 @@ class Batcher {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Slot*> queue_;  // protected by mu_; each Slot lives on its Submit caller's stack
+  std::deque<Slot> queue_;   // protected by mu_
   int in_flight_ = 0;        // protected by mu_: batches running now
   bool stop_ = false;        // protected by mu_
   std::vector<std::thread> workers_;

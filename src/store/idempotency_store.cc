@@ -94,7 +94,44 @@ Result<ClaimResult> IdempotencyStore::Claim(const std::string& tenant, const std
   PgClaims().Inc();
   // The first INSERT goes with its batch (also with group commit off: a batch of one, same statement), on
   // no connection of ours, so a request waiting for its batch holds no pool slot.
-  auto first = InsertClaim({tenant, key, fingerprint, owner, lease});
+  ClaimItem item{tenant, key, fingerprint, owner, lease};
+  auto first = InsertClaim(item);
+  return FinishClaim(item, std::move(first));
+}
+
+void IdempotencyStore::ClaimAsync(const std::string& tenant, const std::string& key, const std::string& fingerprint,
+                                  const std::string& owner, std::chrono::milliseconds lease, Post post,
+                                  std::function<void(Result<ClaimResult>)> done) {
+  if (!claims_) {
+    auto r = std::make_shared<Result<ClaimResult>>(Claim(tenant, key, fingerprint, owner, lease));
+    return post([r, done = std::move(done)] { done(std::move(*r)); });
+  }
+  PgClaims().Inc();
+  ClaimItem item{tenant, key, fingerprint, owner, lease};
+  claims_->SubmitAsync(item, [this, item, post = std::move(post), done = std::move(done)](Result<ClaimInsert> first) {
+    // On the batch worker: hand the rest (maybe a blocking read) to the caller's executor at once.
+    auto f = std::make_shared<Result<ClaimInsert>>(std::move(first));
+    post([this, item, f, done] { done(FinishClaim(item, std::move(*f))); });
+  });
+}
+
+void IdempotencyStore::CompleteAsync(CompletionRequest req, Post post, std::function<void(Result<Completion>)> done) {
+  if (!completions_) {
+    auto r = std::make_shared<Result<Completion>>(Complete(req));
+    return post([r, done = std::move(done)] { done(std::move(*r)); });
+  }
+  completions_->SubmitAsync(std::move(req), [post = std::move(post), done = std::move(done)](Result<Completion> r) {
+    auto shared = std::make_shared<Result<Completion>>(std::move(r));
+    post([shared, done] { done(std::move(*shared)); });
+  });
+}
+
+Result<ClaimResult> IdempotencyStore::FinishClaim(const ClaimItem& item, Result<ClaimInsert> first) {
+  const std::string& tenant = item.tenant;
+  const std::string& key = item.key;
+  const std::string& fingerprint = item.fingerprint;
+  const std::string& owner = item.owner;
+  const std::chrono::milliseconds lease = item.lease;
   if (!first.ok()) return first.error();
   switch (first->kind) {
     case ClaimInsert::Kind::kInserted:

@@ -131,6 +131,18 @@ class IdempotencyStore {
   // (this row refused or lost a deadlock; nothing written).
   Result<Completion> Complete(const CompletionRequest& req);
 
+  // The same two phases without a waiting thread (issue 11 item 2). `done` runs exactly once, always
+  // through `post` (the caller's executor, e.g. http::Responder::Post), never on a batch worker, with what
+  // Claim / Complete would have returned. While the item waits for its batch no thread of the caller waits.
+  // ClaimAsync's rare follow-up read (the key already exists: its row or charge) runs inside the posted
+  // task, on the caller's thread. With group commit off, both run the blocking call on this thread and post
+  // `done` afterwards.
+  using Post = std::function<void(std::function<void()>)>;
+  void ClaimAsync(const std::string& tenant, const std::string& key, const std::string& fingerprint,
+                  const std::string& owner, std::chrono::milliseconds lease, Post post,
+                  std::function<void(Result<ClaimResult>)> done);
+  void CompleteAsync(CompletionRequest req, Post post, std::function<void(Result<Completion>)> done);
+
   // Deletes the in-flight row if `owner` still holds it. Best effort: on failure the lease expires.
   Status Release(const std::string& tenant, const std::string& key, const std::string& owner);
 
@@ -180,6 +192,8 @@ class IdempotencyStore {
   void ExecCompletions(PgConn& c, const std::vector<CompletionRequest>& items, const std::vector<size_t>& idx,
                        std::vector<Result<Completion>>& out);
   Result<ClaimInsert> InsertClaim(ClaimItem item);
+  // Claim after its batched INSERT: the answer, or the unbatched read of what exists.
+  Result<ClaimResult> FinishClaim(const ClaimItem& item, Result<ClaimInsert> first);
 
   PgPool& pool_;
   std::unique_ptr<Batcher<ClaimItem, ClaimInsert>> claims_;            // null when group commit is off

@@ -8,9 +8,10 @@
 //     minimum/maximum, additionalProperties: false), and a problem's `status` equals the HTTP status;
 // and finally that every status declared for POST /v1/charges and GET /v1/charges/{id} was observed.
 //
-//   node openapi_conformance.mjs SPEC BASE_URL DOWN_BASE_URL API_KEY OTHER_TENANT_KEY
+//   node openapi_conformance.mjs SPEC BASE_URL DOWN_BASE_URL API_KEY OTHER_TENANT_KEY [BUSY_BASE_URL]
 // DOWN_BASE_URL is an api whose PostgreSQL is unreachable (503s); BASE_URL's api delays every claim
-// (failpoint api.after_claim=delay(...)) so that a concurrent request sees the key in flight (409).
+// (failpoint api.after_claim=delay(...)) so that a concurrent request sees the key in flight (409);
+// BUSY_BASE_URL's api does the same with --max-pending 1, so a concurrent new charge is shed (503).
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -20,7 +21,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(new URL('../../ops/package.json', import.meta.url));
 const YAML = require('yaml');
 
-const [specPath, base, downBase, apiKey, otherKey] = process.argv.slice(2);
+const [specPath, base, downBase, apiKey, otherKey, busyBase] = process.argv.slice(2);
 if (!otherKey) {
   console.error('usage: node openapi_conformance.mjs SPEC BASE_URL DOWN_BASE_URL API_KEY OTHER_TENANT_KEY');
   process.exit(2);
@@ -225,6 +226,15 @@ await run('create while PostgreSQL is down', downBase, post(`conf-${randomUUID()
 await run('read while PostgreSQL is down', downBase, { method: 'GET', path: `/v1/charges/${id}`, headers: auth() }, 503);
 await run('readiness while PostgreSQL is down', downBase, { method: 'GET', path: '/readyz' }, 503);
 await run('liveness while PostgreSQL is down', downBase, { method: 'GET', path: '/healthz' }, 200);
+
+// 6. The bounded queue full: of two concurrent new charges one waits (its claim delayed), the other is shed.
+if (busyBase) {
+  const reqs = [post(`conf-${randomUUID()}`, charge), post(`conf-${randomUUID()}`, charge)];
+  const both = await Promise.all(reqs.map((r) => request(busyBase, r)));
+  const i = both.findIndex((r) => r.status === 503);
+  const shed = check('create while the queue is full', reqs[Math.max(i, 0)], both[Math.max(i, 0)], 503);
+  if (!/"type":"\/problems\/overloaded"/.test(shed.body)) failures.push(`queue full: not /problems/overloaded: ${shed.body}`);
+}
 
 // Every declared status of the charge operations was produced by a real request.
 for (const [template, item] of Object.entries(spec.paths)) {

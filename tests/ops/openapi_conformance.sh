@@ -23,10 +23,15 @@ start api env PAYPATH_FAILPOINTS='api.after_claim=delay(1500)' \
     "$PAYPATH_BIN" api --pg-url "$DB_URL" --listen 127.0.0.1:0 --no-migrate
 # Port 1 on loopback: nothing listens there, so every connection to "PostgreSQL" is refused at once.
 start api_down "$PAYPATH_BIN" api --pg-url postgresql://postgres@127.0.0.1:1/none --listen 127.0.0.1:0 --no-migrate
+# One charge waiting for PostgreSQL at most: a concurrent new charge is shed (503 overloaded).
+start api_busy env PAYPATH_FAILPOINTS='api.after_claim=delay(1500)' \
+    "$PAYPATH_BIN" api --pg-url "$DB_URL" --listen 127.0.0.1:0 --no-migrate --max-pending 1
 API_PORT=$(wait_port api api_listening)
 DOWN_PORT=$(wait_port api_down api_listening)
+BUSY_PORT=$(wait_port api_busy api_listening)
 wait_until 20 scrape "http://127.0.0.1:$API_PORT/readyz" || fail "api not ready within 20 s"
+wait_until 20 scrape "http://127.0.0.1:$BUSY_PORT/readyz" || fail "busy api not ready within 20 s"
 
 node "$(dirname "$0")/openapi_conformance.mjs" "$OPS_ROOT/docs/openapi.yaml" \
-    "http://127.0.0.1:$API_PORT" "http://127.0.0.1:$DOWN_PORT" "$KEY_A" "$KEY_B" \
+    "http://127.0.0.1:$API_PORT" "http://127.0.0.1:$DOWN_PORT" "$KEY_A" "$KEY_B" "http://127.0.0.1:$BUSY_PORT" \
     || fail "responses do not conform to docs/openapi.yaml"
