@@ -929,6 +929,54 @@ TEST_F(ApiTest, TheHotTierNamespaceIsTheInstanceIdWithTheClustersIdentityAndRota
   EXPECT_EQ(store::ReadInstanceIdentity(*c.value())->instance_id, rotated.value());
 }
 
+// A database that was read-only for a while (a failover's old primary, an operator's
+// default_transaction_read_only during a full disk): sessions opened meanwhile are read-only for life. Once
+// the database is writable again the api must charge again — a pooled connection that answered 25006 is
+// closed, not handed out again, so the next one is opened writable (and, with a multi-host URL and
+// target_session_attrs=read-write, on the current primary).
+TEST_F(ApiTest, ConnectionsOpenedWhileTheDatabaseWasReadOnlyAreReplacedOnceItIsWritable) {
+  ASSERT_EQ(Post(NewKey("warm"), kBody).status, 201);
+  const std::string db = QueryScalar(*db_url_, "SELECT current_database()");
+  struct Writable {
+    std::string url, db;
+    ~Writable() { QueryScalar(url, "ALTER DATABASE \"" + db + "\" RESET default_transaction_read_only"); }
+  } restore{testing::PgUrl(), db};  // from another database: a read-only session cannot ALTER DATABASE
+  QueryScalar(testing::PgUrl(), "ALTER DATABASE \"" + db + "\" SET default_transaction_read_only = on");
+  // The pool's sessions end (as in a failover); the ones it opens next are read-only.
+  std::string pids = QueryScalar(*db_url_, "SELECT string_agg(pid::text, ' ') FROM (SELECT pid, pg_terminate_backend(pid) "
+                                           "FROM pg_stat_activity WHERE application_name = 'api-test' AND pid <> "
+                                           "pg_backend_pid()) t");
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        std::istringstream in(pids);
+        std::string pid;
+        while (in >> pid) {
+          std::ifstream stat("/proc/" + pid + "/stat");
+          std::string line;
+          if (std::getline(stat, line) && line.find(") Z ") == std::string::npos) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(5)));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Post(NewKey("read-only"), kBody).status, 503);
+  QueryScalar(testing::PgUrl(), "ALTER DATABASE \"" + db + "\" RESET default_transaction_read_only");
+  // A session opened read-only that has not been refused yet may still serve one more request; after that
+  // none is left. (Before: the pool kept its read-only sessions and every charge failed until a restart.)
+  std::string key = NewKey("writable-again");
+  RawResponse r;
+  int attempts = 0;
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        attempts++;
+        r = Post(key, kBody);
+        return r.status == 201;
+      },
+      std::chrono::seconds(10)))
+      << r.status << " " << r.body;
+  EXPECT_LE(attempts, 3);
+  EXPECT_EQ(ChargesFor(key), 1);
+}
+
 TEST_F(ApiTest, AConnectionTheServerClosedWhileIdleIsReplacedNotAFailedRequest) {
   ASSERT_EQ(Post(NewKey("warm"), kBody).status, 201);
   // The server ends every idle connection of this pool (what a restart or an idle timeout does).

@@ -249,6 +249,7 @@ Error PgConn::Classify(PGresult* r, bool in_commit) const {
     if (in_commit) return Error::OutcomeUnknown("connection lost during COMMIT: " + msg);
     return Error::Unavailable("postgres: " + msg);
   }
+  if (sqlstate == "25006") read_only_seen_ = true;
   Error e{ClassifySqlstate(sqlstate), "postgres " + sqlstate + ": " + msg};
   e.sqlstate = sqlstate;
   return e;
@@ -448,8 +449,17 @@ Result<std::unique_ptr<PgConn>> PgPool::OpenFresh(Clock& clock, std::chrono::ste
 }
 
 void PgPool::Release(std::unique_ptr<PgConn> c) {
+  std::vector<std::unique_ptr<PgConn>> closing;  // closed outside the lock
   std::lock_guard lock(mu_);
-  if (c->healthy() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE) idle_.push_back(std::move(c));
+  if (c->read_only_seen()) {
+    // Refused as read-only: this session, and the idle ones probably opened in the same read-only period
+    // (they may have run only reads so far), go; new ones are opened writable once the database is.
+    closing.push_back(std::move(c));
+    for (auto& idle : idle_) closing.push_back(std::move(idle));
+    idle_.clear();
+  } else if (c->healthy() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE) {
+    idle_.push_back(std::move(c));
+  }
   free_slots_++;
   cv_.notify_one();
 }

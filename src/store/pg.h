@@ -126,6 +126,10 @@ class PgConn {
 
   // False once libpq reports the connection broken; the pool then discards it.
   bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // True once a statement on this session was refused as read-only (SQLSTATE 25006): a session opened while
+  // the database was read-only (an old primary, default_transaction_read_only) stays so for life, so the
+  // pool discards it too and opens a new one.
+  bool read_only_seen() const { return read_only_seen_; }
   // True when the last Exec/ExecSimple/Commit sent its statement and the connection broke before the reply:
   // an autocommit statement (or a COMMIT) may have taken effect.
   bool reply_lost() const { return reply_lost_; }
@@ -148,6 +152,7 @@ class PgConn {
   PGconn* conn_;
   bool reply_lost_ = false;
   bool sync_wait_cancelled_ = false;  // set by OnNotice during a COMMIT
+  mutable bool read_only_seen_ = false;  // set by Classify
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
 };
 
