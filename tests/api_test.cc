@@ -172,6 +172,33 @@ class ApiTest : public ::testing::Test {
   // A fresh key per call site, so tests never collide with each other or with earlier runs.
   std::string NewKey(const std::string& tag) { return tag + "-" + SystemRandom::Instance().Hex128(); }
 
+  // `n` requests with one key released together: how their answers split.
+  struct Herd {
+    int created = 0, replayed = 0, conflict = 0, other = 0;
+  };
+  Herd SameKeyHerd(const std::string& key, int n) {
+    std::barrier sync(n);
+    std::atomic<int> created{0}, conflict{0}, replayed{0}, other{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i) {
+      threads.emplace_back([&] {
+        std::string raw = BuildRequest("POST", "/v1/charges",
+                                       {{"Authorization", std::string("Bearer ") + kKeyA},
+                                        {"Idempotency-Key", key},
+                                        {"Content-Type", "application/json"}},
+                                       kBody);
+        sync.arrive_and_wait();
+        RawResponse r = RawHttp(port_, raw);
+        if (r.status == 201 && r.headers.count("idempotent-replayed") == 0) created++;
+        else if (r.status == 201) replayed++;
+        else if (r.status == 409) conflict++;
+        else other++;
+      });
+    }
+    for (auto& t : threads) t.join();
+    return {created.load(), replayed.load(), conflict.load(), other.load()};
+  }
+
   RawResponse Post(const std::string& key, const std::string& body, const std::string& api_key = kKeyA,
                    const std::string& content_type = "application/json") {
     std::vector<std::pair<std::string, std::string>> h;
@@ -403,28 +430,10 @@ TEST_F(ApiTest, TwoSimultaneousRequestsWithOneKeyChargeOnce) {
 
 TEST_F(ApiTest, SixtyFourConcurrentRequestsWithOneKeyChargeOnce) {
   std::string key = NewKey("herd");
-  std::barrier sync(64);
-  std::atomic<int> created{0}, conflict{0}, replayed{0}, other{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 64; ++i) {
-    threads.emplace_back([&] {
-      std::string raw = BuildRequest("POST", "/v1/charges",
-                                     {{"Authorization", std::string("Bearer ") + kKeyA},
-                                      {"Idempotency-Key", key},
-                                      {"Content-Type", "application/json"}},
-                                     kBody);
-      sync.arrive_and_wait();
-      RawResponse r = RawHttp(port_, raw);
-      if (r.status == 201 && r.headers.count("idempotent-replayed") == 0) created++;
-      else if (r.status == 201) replayed++;
-      else if (r.status == 409) conflict++;
-      else other++;
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(created.load(), 1);
-  EXPECT_EQ(other.load(), 0);
-  EXPECT_EQ(created + replayed + conflict, 64);
+  Herd h = SameKeyHerd(key, 64);
+  EXPECT_EQ(h.created, 1);
+  EXPECT_EQ(h.other, 0);
+  EXPECT_EQ(h.created + h.replayed + h.conflict, 64);
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
 }
@@ -437,32 +446,14 @@ TEST_F(ApiTest, ADuplicateStormIsAnsweredByTheRedisGateWithFewPostgresClaims) {
   const double held = Metric("paypath_idempotency_gate_total{result=\"held\"}");
   std::string key = NewKey("storm");
   constexpr int kN = 64;
-  std::barrier sync(kN);
-  std::atomic<int> created{0}, conflict{0}, replayed{0}, other{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kN; ++i) {
-    threads.emplace_back([&] {
-      std::string raw = BuildRequest("POST", "/v1/charges",
-                                     {{"Authorization", std::string("Bearer ") + kKeyA},
-                                      {"Idempotency-Key", key},
-                                      {"Content-Type", "application/json"}},
-                                     kBody);
-      sync.arrive_and_wait();
-      RawResponse r = RawHttp(port_, raw);
-      if (r.status == 201 && r.headers.count("idempotent-replayed") == 0) created++;
-      else if (r.status == 201) replayed++;
-      else if (r.status == 409) conflict++;
-      else other++;
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(created.load(), 1);
-  EXPECT_EQ(other.load(), 0);
+  Herd h = SameKeyHerd(key, kN);
+  EXPECT_EQ(h.created, 1);
+  EXPECT_EQ(h.other, 0);
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
   const double pg_claims = Metric("paypath_idempotency_pg_claims_total") - claims;
   EXPECT_GE(pg_claims, 1);
-  EXPECT_LE(pg_claims, 8) << "the gate should answer the storm; " << conflict << " 409s, " << replayed << " replays";
+  EXPECT_LE(pg_claims, 8) << "the gate should answer the storm; " << h.conflict << " 409s, " << h.replayed << " replays";
   EXPECT_GE(Metric("paypath_idempotency_gate_total{result=\"held\"}") - held, kN - 8);
 }
 
@@ -943,21 +934,7 @@ TEST_F(ApiTest, ConnectionsOpenedWhileTheDatabaseWasReadOnlyAreReplacedOnceItIsW
   } restore{testing::PgUrl(), db};  // from another database: a read-only session cannot ALTER DATABASE
   QueryScalar(testing::PgUrl(), "ALTER DATABASE \"" + db + "\" SET default_transaction_read_only = on");
   // The pool's sessions end (as in a failover); the ones it opens next are read-only.
-  std::string pids = QueryScalar(*db_url_, "SELECT string_agg(pid::text, ' ') FROM (SELECT pid, pg_terminate_backend(pid) "
-                                           "FROM pg_stat_activity WHERE application_name = 'api-test' AND pid <> "
-                                           "pg_backend_pid()) t");
-  ASSERT_TRUE(testing::WaitUntil(
-      [&] {
-        std::istringstream in(pids);
-        std::string pid;
-        while (in >> pid) {
-          std::ifstream stat("/proc/" + pid + "/stat");
-          std::string line;
-          if (std::getline(stat, line) && line.find(") Z ") == std::string::npos) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(5)));
+  ASSERT_GE(testing::TerminateSessions(*db_url_, "api-test"), 0);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Post(NewKey("read-only"), kBody).status, 503);
   QueryScalar(testing::PgUrl(), "ALTER DATABASE \"" + db + "\" RESET default_transaction_read_only");
   // A session opened read-only that has not been refused yet may still serve one more request; after that
@@ -979,31 +956,9 @@ TEST_F(ApiTest, ConnectionsOpenedWhileTheDatabaseWasReadOnlyAreReplacedOnceItIsW
 
 TEST_F(ApiTest, AConnectionTheServerClosedWhileIdleIsReplacedNotAFailedRequest) {
   ASSERT_EQ(Post(NewKey("warm"), kBody).status, 201);
-  // The server ends every idle connection of this pool (what a restart or an idle timeout does).
-  std::string pids = QueryScalar(*db_url_, "SELECT string_agg(pid::text, ' ') FROM (SELECT pid, pg_terminate_backend(pid) "
-                                           "FROM pg_stat_activity WHERE application_name = 'api-test' AND pid <> "
-                                           "pg_backend_pid()) t");
-  ASSERT_FALSE(pids.empty());
-  // Gone from pg_stat_activity is not enough: a backend leaves it before it exits and its socket closes, and
-  // a request sent in between meets a live socket that dies under it (an outcome-unknown claim, not an idle
-  // close). The server runs on this host: wait until each backend process has exited (or is a zombie, whose
-  // descriptors are closed), so the server's close has reached the pool's sockets.
-  auto exited = [](const std::string& pid) {
-    std::ifstream stat("/proc/" + pid + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) return true;
-    size_t paren = line.rfind(')');
-    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
-  };
-  ASSERT_TRUE(testing::WaitUntil(
-      [&] {
-        std::istringstream in(pids);
-        std::string pid;
-        while (in >> pid)
-          if (!exited(pid)) return false;
-        return true;
-      },
-      std::chrono::seconds(5)));
+  // The server ends every idle connection of this pool (what a restart or an idle timeout does), and the
+  // backends have exited (so their close has reached the pool's sockets) before the next request.
+  ASSERT_GT(testing::TerminateSessions(*db_url_, "api-test"), 0);
   std::string key = NewKey("after-terminate");
   RawResponse r = Post(key, kBody);
   EXPECT_EQ(r.status, 201) << r.body;

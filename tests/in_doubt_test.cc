@@ -114,6 +114,16 @@ class InDoubtTest : public ::testing::Test {
                                        body));
   }
 
+  // Retries `key` until it is answered 201 (the attempt settled), up to 15 s; the last answer in *last.
+  bool PostUntilCreated(const std::string& key, RawResponse* last) {
+    return testing::WaitUntil(
+        [&] {
+          *last = Post(key, kBody);
+          return last->status == 201;
+        },
+        std::chrono::seconds(15));
+  }
+
   int64_t Count(const std::string& sql) { return std::stoll(QueryScalar(*db_, sql)); }
   int64_t ChargesFor(const std::string& key) { return Count("SELECT count(*) FROM charges WHERE idem_key = '" + key + "'"); }
   int64_t KeysFor(const std::string& key) { return Count("SELECT count(*) FROM idempotency_keys WHERE idem_key = '" + key + "'"); }
@@ -338,7 +348,9 @@ class NoSynchronousStandby {
     QueryScalar(testing::PgUrl(), "ALTER SYSTEM SET synchronous_standby_names = 'paypath_ghost_standby'");
     QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
   }
-  ~NoSynchronousStandby() {
+  ~NoSynchronousStandby() { Lift(); }
+  // The standby "confirms": the requirement goes, and commits waiting for it return.
+  static void Lift() {
     QueryScalar(testing::PgUrl(), "ALTER SYSTEM RESET synchronous_standby_names");
     QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
   }
@@ -394,17 +406,10 @@ TEST_F(InDoubtTest, ACommitWaitingForItsSynchronousStandbyIsOutcomeUnknownNeverC
   EXPECT_EQ(ProblemType(again), "/problems/outcome-unknown") << again.body;
 
   // The standby "confirms": the requirement is lifted and the waiting commit completes.
-  QueryScalar(testing::PgUrl(), "ALTER SYSTEM RESET synchronous_standby_names");
-  QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
+  NoSynchronousStandby::Lift();
   ASSERT_TRUE(testing::WaitUntil([] { return NoSynchronousStandby::Waiters() == 0; }, std::chrono::seconds(10)));
   RawResponse settled;
-  EXPECT_TRUE(testing::WaitUntil(
-      [&] {
-        settled = Post(key, kBody);
-        return settled.status == 201;
-      },
-      std::chrono::seconds(15)))
-      << settled.status << " " << settled.body;
+  EXPECT_TRUE(PostUntilCreated(key, &settled)) << settled.status << " " << settled.body;
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
 }
@@ -437,16 +442,9 @@ TEST_F(InDoubtTest, ACommitWhoseStandbyWaitWasCancelledIsOutcomeUnknownUntilRepl
   EXPECT_EQ(ProblemType(again), "/problems/outcome-unknown") << again.body;
 
   // The standby "confirms": the requirement is lifted, and the resolver's own COMMIT returns.
-  QueryScalar(testing::PgUrl(), "ALTER SYSTEM RESET synchronous_standby_names");
-  QueryScalar(testing::PgUrl(), "SELECT pg_reload_conf()");
+  NoSynchronousStandby::Lift();
   RawResponse settled;
-  EXPECT_TRUE(testing::WaitUntil(
-      [&] {
-        settled = Post(key, kBody);
-        return settled.status == 201;
-      },
-      std::chrono::seconds(15)))
-      << settled.status << " " << settled.body;
+  EXPECT_TRUE(PostUntilCreated(key, &settled)) << settled.status << " " << settled.body;
   EXPECT_EQ(ChargesFor(key), 1);
   EXPECT_EQ(OutboxFor(key), 1);
 }

@@ -6,7 +6,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "ledger/schema.h"
@@ -170,6 +172,33 @@ std::string QueryScalar(const std::string& url, const std::string& sql) {
   if (!r.ok()) return "<error: " + r.error().ToString() + ">";
   if (r->rows() == 0) return "";
   return r->GetString(0, 0);
+}
+
+int TerminateSessions(const std::string& url, const std::string& application_name, std::chrono::milliseconds deadline) {
+  std::string pids = QueryScalar(url, "SELECT string_agg(pid::text, ' ') FROM (SELECT pid, pg_terminate_backend(pid) "
+                                      "FROM pg_stat_activity WHERE application_name = '" + application_name +
+                                      "' AND pid <> pg_backend_pid()) t");
+  auto exited = [](const std::string& pid) {
+    std::ifstream stat("/proc/" + pid + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return true;
+    size_t paren = line.rfind(')');
+    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+  };
+  int n = 0;
+  bool gone = WaitUntil(
+      [&] {
+        std::istringstream in(pids);
+        std::string pid;
+        n = 0;
+        while (in >> pid) {
+          if (!exited(pid)) return false;
+          n++;
+        }
+        return true;
+      },
+      deadline);
+  return gone ? n : -1;
 }
 
 }  // namespace paypath::testing

@@ -60,6 +60,14 @@ class Child {
 // One scalar from a psql-free query run through libpq: first column of first row, "" if no rows.
 std::string QueryScalar(const std::string& url, const std::string& sql);
 
+// Ends every session of `application_name` on the database of `url` (pg_terminate_backend) and waits until
+// each backend process has exited (or is a zombie, its descriptors closed): leaving pg_stat_activity is not
+// enough, a backend leaves it before its socket closes, and a statement sent in between meets a live socket
+// that dies under it. The server runs on this host. Returns how many sessions ended, -1 if they did not
+// exit within `deadline`.
+int TerminateSessions(const std::string& url, const std::string& application_name,
+                      std::chrono::milliseconds deadline = std::chrono::seconds(5));
+
 }  // namespace paypath::testing
 
 namespace paypath::testing {

@@ -74,6 +74,80 @@ client::ClientOptions ProveClientOptions(const std::string& call_site) {
   return o;
 }
 
+std::string Fmt(double v, int decimals) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
+  return b;
+}
+
+std::unique_ptr<Supervisor> StartSupervisor(const std::string& log_dir, Clock& clock) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return nullptr;
+  self[n] = '\0';
+  auto sup = std::make_unique<Supervisor>(self, log_dir, clock);
+  std::thread([s = sup.get(), stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log::Warn("prove_interrupted", {{"signal", sig}});
+    s->StopAll();
+    std::_Exit(128 + sig);
+  }).detach();
+  return sup;
+}
+
+bool SampleTimeline(store::PgConn& api_db, store::PgConn& ledger_db, double t, TimePoint* p) {
+  auto r = api_db.ExecSimple(
+      "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
+      "COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0)");
+  auto l = ledger_db.ExecSimple("SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+  if (!r.ok() || r->rows() != 1 || !l.ok() || l->rows() != 1) return false;
+  p->t = t;
+  p->outbox_backlog = r->GetDouble(0, 0);
+  p->outbox_oldest_age_s = r->GetDouble(0, 1);
+  p->effects_total = l->GetDouble(0, 0);
+  return true;
+}
+
+bool AwaitQuiescence(store::PgConn& api_db, store::PgConn& ledger_db, Clock& clock,
+                     std::chrono::steady_clock::time_point deadline) {
+  while (clock.Now() < deadline) {
+    int64_t backlog = Scalar(api_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+    int64_t charges = Scalar(api_db, "SELECT count(*) FROM charges");
+    int64_t applied = Scalar(ledger_db, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
+    if (backlog == 0 && charges >= 0 && applied == charges) return true;
+    clock.SleepFor(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+void AddAuditRows(const Result<ledger::AuditReport>& audit, std::vector<VerdictRow>* v) {
+  if (!audit.ok()) {
+    v->push_back({"audit", audit.error().ToString(), "ran", false, "paypath audit"});
+    return;
+  }
+  for (const auto& c : audit->checks) {
+    bool judged = c.status == "ok" || c.status == "FAIL";
+    v->push_back({"audit: " + c.name, std::to_string(c.value), judged ? "0" : "", c.status != "FAIL",
+                  "paypath audit" + (c.detail.empty() ? "" : ": " + c.detail)});
+  }
+}
+
+void SettleUnfinished(client::RetryingClient& cl, const std::string& api_key,
+                      std::vector<client::ChargeRequest>& unfinished) {
+  for (int round = 0; round < 5 && !unfinished.empty(); ++round) {
+    std::vector<client::ChargeRequest> still;
+    for (auto& req : unfinished)
+      if (!cl.Charge(req, api_key).ok()) still.push_back(req);
+    unfinished = std::move(still);
+  }
+}
+
 Status CheckProveDatabaseName(const std::string& name) {
   static const std::string kPrefix = "paypath_prove";
   bool ok = name.rfind(kPrefix, 0) == 0 && name.size() <= kPrefix.size() + kMaxProveSuffix &&
@@ -418,26 +492,10 @@ int RunProve(const ProveOptions& o) {
     client_metrics = std::move(ms.value());
   }
 
-  // Ctrl-C or SIGTERM must not orphan the children (they run in their own process groups): a thread waits
-  // for the signal, stops every child, and ends the run. Blocked here, before any thread starts.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return 2;
-  self[n] = '\0';
-  Supervisor sup(self, o.report_dir + "/logs", clock);
-  std::thread([&sup, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    log::Warn("prove_interrupted", {{"signal", sig}});
-    sup.StopAll();
-    std::_Exit(128 + sig);
-  }).detach();
+  // Ctrl-C or SIGTERM must not orphan the children: blocked here, before any thread starts.
+  auto supervisor = StartSupervisor(o.report_dir + "/logs", clock);
+  if (!supervisor) return 2;
+  Supervisor& sup = *supervisor;
 
   const bool is_default = o.scenario == "default";
   // The default run's database faults: the api reaches PostgreSQL through an in-process proxy that can cut a
@@ -536,20 +594,11 @@ int RunProve(const ProveOptions& o) {
       if (!conn.ok() || !conn.value()->healthy()) conn = store::PgConn::Connect(e.db_url, "paypath-prove-sampler");
       if (!ledger_sampler.ok() || !ledger_sampler.value()->healthy())
         ledger_sampler = store::PgConn::Connect(e.ledger_db_url, "paypath-prove-sampler");
-      if (conn.ok() && ledger_sampler.ok()) {
-        auto r = conn.value()->ExecSimple(
-            "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
-            "COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0)");
-        auto l = ledger_sampler.value()->ExecSimple("SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
-        if (r.ok() && r->rows() == 1 && l.ok() && l->rows() == 1) {
-          TimePoint p;
-          p.t = std::chrono::duration<double>(clock.Now() - t0).count();
-          p.outbox_backlog = r->GetDouble(0, 0);
-          p.outbox_oldest_age_s = r->GetDouble(0, 1);
-          p.effects_total = l->GetDouble(0, 0);
-          std::lock_guard lock(timeline_mu);
-          report.timeline.push_back(p);
-        }
+      TimePoint p;
+      if (conn.ok() && ledger_sampler.ok() &&
+          SampleTimeline(*conn.value(), *ledger_sampler.value(), std::chrono::duration<double>(clock.Now() - t0).count(), &p)) {
+        std::lock_guard lock(timeline_mu);
+        report.timeline.push_back(p);
       }
       clock.SleepFor(std::chrono::milliseconds(250));
     }
@@ -695,18 +744,7 @@ int RunProve(const ProveOptions& o) {
   }
 
   // Quiescence: everything committed has been published and applied.
-  auto deadline = clock.Now() + std::chrono::seconds(o.quiesce_timeout_s);
-  bool quiet = false;
-  while (clock.Now() < deadline) {
-    int64_t backlog = Scalar(*dbp, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
-    int64_t charges = Scalar(*dbp, "SELECT count(*) FROM charges");
-    int64_t applied = Scalar(*ledgerp, "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
-    if (backlog == 0 && charges >= 0 && applied == charges) {
-      quiet = true;
-      break;
-    }
-    clock.SleepFor(std::chrono::milliseconds(100));
-  }
+  const bool quiet = AwaitQuiescence(*dbp, *ledgerp, clock, clock.Now() + std::chrono::seconds(o.quiesce_timeout_s));
   // One more scrape after quiescence so counters include the last effects.
   clock.SleepFor(std::chrono::milliseconds(300));
   sampling.store(false);
@@ -788,15 +826,7 @@ int RunProve(const ProveOptions& o) {
   std::sort(report.faults.begin(), report.faults.end(),
             [](const FaultMarker& a, const FaultMarker& b) { return a.t0 < b.t0; });
   v.push_back({"quiescence reached", quiet ? "yes" : "no", "yes", quiet, "outbox empty and every charge posted"});
-  if (audit.ok()) {
-    for (const auto& c : audit->checks) {
-      bool judged = c.status == "ok" || c.status == "FAIL";
-      v.push_back({"audit: " + c.name, std::to_string(c.value), judged ? "0" : "", c.status != "FAIL",
-                   "paypath audit" + (c.detail.empty() ? "" : ": " + c.detail)});
-    }
-  } else {
-    v.push_back({"audit", audit.error().ToString(), "ran", false, "paypath audit"});
-  }
+  AddAuditRows(audit, &v);
 
   v.insert(v.end(), scenario_rows.begin(), scenario_rows.end());
   report.pass = true;

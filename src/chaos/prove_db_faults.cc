@@ -53,12 +53,6 @@ double Sum(const std::map<std::string, double>& m, const std::string& name, cons
   return any ? total : 0;
 }
 
-std::string Fmt(double v, int decimals) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", decimals, v);
-  return b;
-}
-
 }  // namespace
 
 double DbFaults::Now() const { return std::chrono::duration<double>(clock_.Now() - t0_).count(); }

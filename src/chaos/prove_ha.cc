@@ -40,17 +40,11 @@ std::vector<std::string> SplitList(const std::string& s) {
   return out;
 }
 
-// The first node of an AMQP URL list (scripts/stack-ha prints one full URL per node) that accepts us.
-Result<std::unique_ptr<amqp::Connection>> OpenAny(const std::string& urls) {
-  Error last = Error::InvalidArgument("no AMQP URL given");
-  for (const auto& u : SplitList(urls)) {
-    amqp::Settings s;
-    s.url = u;
-    auto c = amqp::Connection::Open(s);
-    if (c.ok()) return c;
-    last = c.error();
-  }
-  return last;
+// Opens the admin's connection; the URL may list every node (amqp::Connection::Open tries them in order).
+Result<std::unique_ptr<amqp::Connection>> OpenBroker(const std::string& urls) {
+  amqp::Settings s;
+  s.url = urls;
+  return amqp::Connection::Open(s);
 }
 
 // Alternates attempts between the api processes, as a load balancer without health checks would: an
@@ -66,12 +60,6 @@ class RoundRobin : public client::Transport {
   std::vector<client::Transport*> backends_;
   std::atomic<uint64_t> next_{0};
 };
-
-std::string Fmt(double v, int decimals = 1) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", decimals, v);
-  return b;
-}
 
 std::string FirstWord(const std::string& s) {
   size_t b = s.find_first_not_of(" \n\t");
@@ -186,7 +174,7 @@ int RunProveHa(const ProveOptions& o) {
   amqp::Topology topology;
   topology.queue = e.queue;
   {
-    auto admin = OpenAny(o.admin_amqp_url);
+    auto admin = OpenBroker(o.admin_amqp_url);
     Status d = admin.ok() ? amqp::DeclareTopology(*admin.value(), topology) : Status(admin.error());
     if (!d.ok()) {
       log::Error("prove_setup", {{"error", "declaring the run's queue: " + d.error().ToString()}});
@@ -194,22 +182,9 @@ int RunProveHa(const ProveOptions& o) {
     }
   }
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return 2;
-  self[n] = '\0';
-  Supervisor sup(self, o.report_dir + "/logs", clock);
-  std::thread([&sup, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    sup.StopAll();
-    std::_Exit(128 + sig);
-  }).detach();
+  auto supervisor = StartSupervisor(o.report_dir + "/logs", clock);
+  if (!supervisor) return 2;
+  Supervisor& sup = *supervisor;
 
   // Two of each. Secrets through the environment only.
   const std::map<std::string, std::string> api_env = {
@@ -258,20 +233,10 @@ int RunProveHa(const ProveOptions& o) {
         auto c = store::PgConn::Connect(e.ledger_db_url, "paypath-prove-sampler");
         l = c.ok() ? std::move(c.value()) : nullptr;
       }
-      if (a && l) {
-        auto r = a->ExecSimple(
-            "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
-            "COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL), 0)");
-        auto x = l->ExecSimple("SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
-        if (r.ok() && r->rows() == 1 && x.ok() && x->rows() == 1) {
-          TimePoint p;
-          p.t = lever.Now();
-          p.outbox_backlog = r->GetDouble(0, 0);
-          p.outbox_oldest_age_s = r->GetDouble(0, 1);
-          p.effects_total = x->GetDouble(0, 0);
-          std::lock_guard lock(timeline_mu);
-          report.timeline.push_back(p);
-        }
+      TimePoint p;
+      if (a && l && SampleTimeline(*a, *l, lever.Now(), &p)) {
+        std::lock_guard lock(timeline_mu);
+        report.timeline.push_back(p);
       }
       clock.SleepFor(std::chrono::milliseconds(500));
     }
@@ -419,12 +384,7 @@ int RunProveHa(const ProveOptions& o) {
   // Calls that ended without an answer may or may not have charged: the same key settles each.
   int settled = static_cast<int>(unfinished.size());
   client::RetryingClient settle(rr, clock, rng, ProveClientOptions("prove_ha_settle"), nullptr, transcript.value().get());
-  for (int round = 0; round < 5 && !unfinished.empty(); ++round) {
-    std::vector<client::ChargeRequest> still;
-    for (auto& c : unfinished)
-      if (!settle.Charge(c, e.api_key).ok()) still.push_back(c);
-    unfinished = std::move(still);
-  }
+  SettleUnfinished(settle, e.api_key, unfinished);
   const int unanswered = static_cast<int>(unfinished.size());
 
   // Quiescence, on fresh sessions (the failovers ended the old ones).
@@ -436,18 +396,8 @@ int RunProveHa(const ProveOptions& o) {
     log::Error("prove_judge", {{"error", "cannot reach the cluster's PostgreSQL after the run"}});
     return 2;
   }
-  bool quiet = false;
-  auto deadline = clock.Now() + std::chrono::seconds(std::max(o.quiesce_timeout_s, 300));
-  while (clock.Now() < deadline) {
-    int64_t backlog = Scalar(*db.value(), "SELECT count(*) FROM outbox WHERE published_at IS NULL");
-    int64_t charges = Scalar(*db.value(), "SELECT count(*) FROM charges");
-    int64_t applied = Scalar(*ledger_db.value(), "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
-    if (backlog == 0 && charges >= 0 && applied == charges) {
-      quiet = true;
-      break;
-    }
-    clock.SleepFor(std::chrono::milliseconds(200));
-  }
+  const bool quiet = AwaitQuiescence(*db.value(), *ledger_db.value(), clock,
+                                     clock.Now() + std::chrono::seconds(std::max(o.quiesce_timeout_s, 300)));
   sampling.store(false);
   sampler.join();
   sup.Scrape();
@@ -455,14 +405,10 @@ int RunProveHa(const ProveOptions& o) {
   ledger::AuditOptions ao;
   ao.pg_url = e.db_url;
   ao.ledger_pg_url = e.ledger_db_url;
-  ao.amqp_url = SplitList(o.operator_amqp_url).empty() ? "" : SplitList(o.operator_amqp_url)[0];
+  ao.amqp_url = o.operator_amqp_url;  // every node: the first may be the one still rejoining
   ao.topology = topology;
   ao.max_dlq = 0;
   auto audit = ledger::RunAudit(ao);
-  if (!audit.ok() && SplitList(o.operator_amqp_url).size() > 1) {
-    ao.amqp_url = SplitList(o.operator_amqp_url)[1];  // its first node may be the one still rejoining
-    audit = ledger::RunAudit(ao);
-  }
 
   const int64_t charges_db = Scalar(*db.value(), "SELECT count(*) FROM charges");
   const int64_t effects_db = Scalar(*ledger_db.value(), "SELECT count(*) FROM ledger_entries WHERE direction = 'debit'");
@@ -493,20 +439,12 @@ int RunProveHa(const ProveOptions& o) {
   v.push_back({"operations without a final answer", std::to_string(unanswered), "0", unanswered == 0,
                "client (after settling " + std::to_string(settled) + " calls with their keys)"});
   v.push_back({"quiescence reached", quiet ? "yes" : "no", "yes", quiet, "outbox empty and every charge posted"});
-  if (audit.ok()) {
-    for (const auto& c : audit->checks) {
-      bool judged = c.status == "ok" || c.status == "FAIL";
-      v.push_back({"audit: " + c.name, std::to_string(c.value), judged ? "0" : "", c.status != "FAIL",
-                   "paypath audit" + (c.detail.empty() ? "" : ": " + c.detail)});
-    }
-  } else {
-    v.push_back({"audit", audit.error().ToString(), "ran", false, "paypath audit"});
-  }
+  AddAuditRows(audit, &v);
   for (const auto& f : faults) {
     std::string value = f.victim + (f.new_leader.empty() ? "" : " -> " + f.new_leader);
-    std::string took = f.t_failover >= 0 && f.t_kill >= 0 ? Fmt(f.t_failover - f.t_kill) + " s" : "?";
+    std::string took = f.t_failover >= 0 && f.t_kill >= 0 ? Fmt(f.t_failover - f.t_kill, 1) + " s" : "?";
     v.push_back({"fault " + f.kind, value + " in " + took, "recovered", f.ok,
-                 f.detail + "; at " + Fmt(f.t_kill) + " s, member back after " + Fmt(f.t_back - f.t_kill) + " s"});
+                 f.detail + "; at " + Fmt(f.t_kill, 1) + " s, member back after " + Fmt(f.t_back - f.t_kill, 1) + " s"});
     std::string label = f.kind + ": " + f.victim + (f.new_leader.empty() ? "" : " -> " + f.new_leader) + " (" + took + ")";
     report.faults.push_back({f.t_kill, f.t_failover, label});
   }
@@ -546,7 +484,7 @@ int RunProveHa(const ProveOptions& o) {
   }
   sup.StopAll();
   if (report.pass) {
-    auto admin = OpenAny(o.admin_amqp_url);
+    auto admin = OpenBroker(o.admin_amqp_url);
     if (admin.ok()) (void)amqp::DeleteTopology(*admin.value(), topology);
   }
   std::string table = RenderVerdictTable(report);

@@ -16,6 +16,7 @@
 #include "client/client.h"
 #include "common/clock.h"
 #include "common/random.h"
+#include "ledger/audit.h"
 #include "store/pg.h"
 
 namespace paypath::chaos {
@@ -59,6 +60,26 @@ int64_t Scalar(store::PgConn& c, const std::string& sql);
 double JsonNumber(const std::string& line, const std::string& key);
 std::string JsonString(const std::string& line, const std::string& key);
 client::ClientOptions ProveClientOptions(const std::string& call_site);
+// A figure with `decimals` digits after the point, for verdict rows and figure titles.
+std::string Fmt(double v, int decimals = 2);
+
+// The run's supervisor of this executable's children, with SIGINT and SIGTERM blocked and one thread that
+// waits for them, stops every child and ends the process (the children run in their own process groups:
+// Ctrl-C must not orphan them). Call before any other thread starts. Null if /proc/self/exe is unreadable.
+std::unique_ptr<Supervisor> StartSupervisor(const std::string& log_dir, Clock& clock);
+// One time-line sample: the outbox backlog and its oldest row's age (api database), the effects applied so
+// far (ledger database), at `t` seconds. False when either query failed.
+bool SampleTimeline(store::PgConn& api_db, store::PgConn& ledger_db, double t, TimePoint* p);
+// Waits until everything committed has been published and applied (outbox empty, one debit posting per
+// charge), polling every 100 ms up to `deadline`. False if it never got there.
+bool AwaitQuiescence(store::PgConn& api_db, store::PgConn& ledger_db, Clock& clock,
+                     std::chrono::steady_clock::time_point deadline);
+// One verdict row per audit check (judged rows expect 0), or one failing row if the audit could not run.
+void AddAuditRows(const Result<ledger::AuditReport>& audit, std::vector<VerdictRow>* v);
+// Repeats each call that ended without an answer with its own key (it may or may not have charged), up to
+// five rounds; leaves in `unfinished` those still without one.
+void SettleUnfinished(client::RetryingClient& cl, const std::string& api_key,
+                      std::vector<client::ChargeRequest>& unfinished);
 
 // The settings of libpq `url` (URI or key=value; password, host lists and options kept) with each keyword of
 // `overrides` replaced (or added), as a key=value conninfo. kInvalidArgument (naming no part of the URL, which

@@ -22,11 +22,6 @@ void SleepUntil(Clock& clock, std::chrono::steady_clock::time_point t) {
   if (t > now) clock.SleepFor(t - now);
 }
 
-std::string Fmt(double v, int decimals = 2) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", decimals, v);
-  return b;
-}
 
 // Counts attempts and when they started: the outage scenario's evidence of amplification.
 class CountingTransport : public client::Transport {
@@ -66,12 +61,7 @@ client::ChargeRequest NewCharge(Random& rng, int i) {
 int Settle(RunContext& c, std::vector<client::ChargeRequest>& unfinished) {
   client::HttpTransport t(client::ParseHttpUrl("http://" + Hp(c.e.api_port)).value(), c.clock);
   client::RetryingClient cl(t, c.clock, c.rng, ProveClientOptions("prove_settle"), nullptr, nullptr);
-  for (int round = 0; round < 5 && !unfinished.empty(); ++round) {
-    std::vector<client::ChargeRequest> still;
-    for (auto& req : unfinished)
-      if (!cl.Charge(req, c.e.api_key).ok()) still.push_back(req);
-    unfinished = std::move(still);
-  }
+  SettleUnfinished(cl, c.e.api_key, unfinished);
   return static_cast<int>(unfinished.size());
 }
 
