@@ -50,7 +50,8 @@ struct ConnectParams {
       : url(url),
         app(application_name),
         options("-c statement_timeout=" + std::to_string(s.statement_timeout.count()) +
-                " -c idle_in_transaction_session_timeout=" + std::to_string(s.idle_in_transaction_timeout.count())),
+                " -c idle_in_transaction_session_timeout=" + std::to_string(s.idle_in_transaction_timeout.count()) +
+                " -c plan_cache_mode=force_custom_plan"),
         timeout(std::move(connect_timeout_s)),
         idle(std::to_string(s.keepalives_idle.count())),
         interval(std::to_string(s.keepalives_interval.count())),
