@@ -99,13 +99,15 @@ uint16_t FreePort() {
 // `paypath api` as a child process on its own port, for tests that restart it.
 class ApiProcess {
  public:
-  ApiProcess(const std::string& pg_url, const std::vector<std::string>& extra = {}) : port_(FreePort()) {
+  ApiProcess(const std::string& pg_url, const std::vector<std::string>& extra = {},
+             std::map<std::string, std::string> env = {})
+      : port_(FreePort()) {
     std::vector<std::string> argv = {testing::PaypathBinary(), "api", "--pg-url", pg_url, "--redis-url",
                                      testing::RedisUrl(), "--listen", "127.0.0.1:" + std::to_string(port_),
                                      "--threads", "4"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    child_ = std::make_unique<testing::Child>(argv, std::map<std::string, std::string>{
-        {"PAYPATH_API_KEYS", std::string(kKeyA) + ":tenant_a"}}, "/tmp/paypath-api-test-child.log");
+    env["PAYPATH_API_KEYS"] = std::string(kKeyA) + ":tenant_a";
+    child_ = std::make_unique<testing::Child>(argv, env, "/tmp/paypath-api-test-child.log");
   }
   bool Ready() {
     return testing::WaitUntil([&] { return RawHttp(port_, BuildRequest("GET", "/readyz", {})).status == 200; },
@@ -117,6 +119,12 @@ class ApiProcess {
                                         {"Idempotency-Key", key},
                                         {"Content-Type", "application/json"}},
                                        body));
+  }
+  // One series of the child's /metrics, 0 if absent.
+  double Metric(const std::string& series) {
+    RawResponse r = RawHttp(port_, BuildRequest("GET", "/metrics", {}));
+    size_t at = r.body.find("\n" + series + " ");
+    return at == std::string::npos ? 0 : std::stod(r.body.substr(at + series.size() + 2));
   }
   void Stop() {
     child_->Kill(SIGTERM);
@@ -999,6 +1007,36 @@ TEST_F(ApiTest, TheSameKeyCommittedAgainAfterItsRowsAreLostGetsTheSameChargeAndM
   EXPECT_EQ(there.headers["location"], first.headers["location"]);
   EXPECT_EQ(QueryScalar(other, "SELECT message_id FROM outbox WHERE aggregate_id = '" + charge_id + "'"), message_id);
   api.Stop();
+}
+
+// SIGTERM while a charge waits on PostgreSQL for longer than the server's drain (5 s): the api answers the
+// waiting request (its completion never ran: 503, nothing charged, the key free again) and exits 0. Before,
+// the I/O threads stopped after the drain while the batch still held the request, and the batch's
+// continuation then ran against a stopped server and a destroyed ChargeApi.
+TEST_F(ApiTest, StoppingWhileAChargeWaitsPastTheDrainAnswersItAndExitsCleanly) {
+  ApiProcess api(*db_url_, {}, {{"PAYPATH_FAILPOINTS", "group_commit.complete.form=delay(8000)@1"}});
+  ASSERT_TRUE(api.Ready());
+  const std::string key = NewKey("stop-waiting");
+  std::promise<RawResponse> answer;
+  std::thread client([&] { answer.set_value(api.Post(key, kBody)); });  // RawHttp: 10 s at most
+  ASSERT_TRUE(testing::WaitUntil([&] { return api.Metric("paypath_group_commit_queued{phase=\"complete\"}") >= 1; },
+                                 std::chrono::seconds(10)));
+  api.child().Kill(SIGTERM);
+  int status = 0;
+  const bool exited = api.child().Wait(std::chrono::seconds(30), &status);
+  if (!exited) api.child().Kill(SIGKILL);
+  client.join();
+  ASSERT_TRUE(exited) << "still running 30 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(status)) << "ended by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  if (WIFEXITED(status)) {
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
+  RawResponse r = answer.get_future().get();
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(std::stoll(QueryScalar(*db_url_, "SELECT count(*) FROM charges WHERE idem_key = '" + key + "'")), 0);
+  EXPECT_EQ(std::stoll(QueryScalar(*db_url_, "SELECT count(*) FROM idempotency_keys WHERE idem_key = '" + key +
+                                                 "' AND status = 'in_flight'")),
+            0);
 }
 
 }  // namespace

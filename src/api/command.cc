@@ -96,6 +96,9 @@ void BlockSignals() {
 constexpr auto kNamespaceRefresh = std::chrono::seconds(5);
 // How often the in-doubt resolver's background pass runs; each entry also waits its own retry interval.
 constexpr auto kResolverInterval = std::chrono::milliseconds(200);
+// At SIGTERM, how long requests in flight get to finish on their own (a charge takes milliseconds; 5 s is
+// within common supervisors' 10-30 s grace period, leaving room for a hung batch's own timeouts).
+constexpr auto kShutdownDrain = std::chrono::seconds(5);
 
 int RunMigrate(const std::string& pg_url, bool rotate_instance_id = false) {
   auto conn = store::PgConn::Connect(pg_url, "paypath-migrate");
@@ -281,7 +284,14 @@ int RunApi(const ApiFlags& f) {
   purger.join();
   resolver.join();
   namespacer.join();
-  server.value().reset();  // in-flight requests finish first
+  // In-flight requests finish first. One that still waits for a batch after the drain (a database that
+  // stopped answering) is answered by stopping the batches, which waits for the batch in flight (bounded
+  // by the session's statement and TCP timeouts) and fails the queued items, while the I/O threads still
+  // run to write the answers; only then do the server's threads and ChargeApi go away.
+  if (int left = server.value()->Drain(kShutdownDrain); left > 0)
+    log::Warn("api_stopping_with_requests_waiting", {{"requests", left}});
+  store.StopBatches();
+  server.value().reset();
   ops_server.reset();
   if (!f.final_metrics.empty()) {
     // A supervisor that stops us still learns the counts incremented after its last scrape.

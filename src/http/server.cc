@@ -414,6 +414,7 @@ class ServerImpl : public Server {
   }
 
   uint16_t port() const override { return port_; }
+  int Drain(std::chrono::milliseconds timeout) override { return outstanding_.WaitForNone(timeout); }
 
  private:
   // Everything below runs on the acceptor's strand.

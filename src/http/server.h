@@ -29,7 +29,9 @@
 // timeouts are the same for both; a request waiting for its answer has no read or write deadline (the
 // handler bounds it: the api's bounded queue, store timeouts), and the response must then be written within
 // read_timeout. The destructor first waits (up to drain_timeout) for every outstanding Responder to
-// answer or be dropped, so continuations never outlive the server's threads.
+// answer or be dropped; a Responder still held after that must not be used (its server is gone), so an
+// owner whose requests may wait longer (the api: a batch on a hung database) calls Drain, ends what holds
+// them, and only then destroys the server.
 #pragma once
 
 #include <chrono>
@@ -87,6 +89,10 @@ class Server {
   static Result<std::unique_ptr<Server>> Start(const ServerOptions& options, Handler handler);
   virtual ~Server() = default;  // stops accepting, closes connections, joins threads
   virtual uint16_t port() const = 0;
+  // Waits up to `timeout` for every outstanding Responder to answer or be dropped, and returns how many are
+  // still outstanding. The server keeps serving meanwhile, so a caller can then end what still holds
+  // requests (the api stops its store's batches, which answers them) before destroying the server.
+  virtual int Drain(std::chrono::milliseconds timeout) = 0;
 };
 
 }  // namespace paypath::http

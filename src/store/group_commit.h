@@ -23,8 +23,7 @@
 // paypath_group_commit_queued (gauge: items waiting for a batch), paypath_group_commit_splits_total.
 // Failpoint group_commit.<phase>.form (delay only): a worker about to form a batch sleeps first, queue
 // unlocked, so a test can gather concurrent items into one batch (it then waits on the queued gauge).
-// Thread-safe. The destructor fails queued items with kUnavailable (calling their continuations on the
-// destroying thread) and joins the workers.
+// Thread-safe. Stop() (and the destructor) joins the workers and fails queued items with kUnavailable.
 #pragma once
 
 #include <chrono>
@@ -84,15 +83,7 @@ class Batcher {
       : options_(options), clock_(clock), run_(std::move(run)), metrics_(phase), form_failpoint_("group_commit." + phase + ".form") {
     for (int i = 0; i < options_.connections; ++i) workers_.emplace_back([this] { Work(); });
   }
-  ~Batcher() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-    for (Slot& s : queue_) s.done(Error::Unavailable("the batcher stopped"));
-  }
+  ~Batcher() { Stop(); }
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
@@ -109,6 +100,27 @@ class Batcher {
     }
     if (done) return done(Error::Unavailable("the batcher stopped"));
     cv_.notify_one();
+  }
+
+  // Lets the batches in flight finish (their continuations run as usual), fails every queued item with
+  // kUnavailable (its continuation runs on this thread) and joins the workers; later submissions fail at
+  // once. Idempotent; the destructor calls it. A process stops its batchers while whatever their
+  // continuations reach (the api's I/O threads and ChargeApi) still runs.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_) return;
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    std::deque<Slot> left;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      left.swap(queue_);
+    }
+    metrics_.queued.Add(-static_cast<double>(left.size()));
+    for (Slot& s : left) s.done(Error::Unavailable("the batcher stopped"));
   }
 
   // Blocks until the item's batch has run; returns the item's own result.

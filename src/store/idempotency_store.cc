@@ -80,6 +80,11 @@ IdempotencyStore::IdempotencyStore(PgPool& pool, GroupCommitOptions options, Clo
 
 IdempotencyStore::~IdempotencyStore() = default;
 
+void IdempotencyStore::StopBatches() {
+  if (claims_) claims_->Stop();
+  if (completions_) completions_->Stop();
+}
+
 Result<IdempotencyStore::ClaimInsert> IdempotencyStore::InsertClaim(ClaimItem item) {
   if (claims_) return claims_->Submit(std::move(item));
   std::vector<ClaimItem> one{std::move(item)};

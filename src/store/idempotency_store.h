@@ -143,6 +143,11 @@ class IdempotencyStore {
                   std::function<void(Result<ClaimResult>)> done);
   void CompleteAsync(CompletionRequest req, Post post, std::function<void(Result<Completion>)> done);
 
+  // Stops the group-commit workers (Batcher::Stop): batches in flight finish and answer, queued items are
+  // answered kUnavailable (nothing of theirs was sent), later async calls fail at once. The api calls it at
+  // shutdown, before its I/O threads stop, so every waiting request gets its answer. Idempotent.
+  void StopBatches();
+
   // Deletes the in-flight row if `owner` still holds it. Best effort: on failure the lease expires.
   Status Release(const std::string& tenant, const std::string& key, const std::string& owner);
 
