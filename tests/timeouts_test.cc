@@ -5,6 +5,8 @@
 //     idle_in_transaction_session_timeout on the server;
 //   - hiredis: connect (to a listener whose backlog is full, so the TCP handshake never completes) and a
 //     command (to a listener that accepts and never answers) fail within their timeouts;
+//   - the asynchronous Redis client: every outstanding group fails within its deadline against both kinds
+//     of silent peer, and its destructor fails what is still queued;
 //   - AMQP: Connection::Open fails within Settings::timeout against both kinds of silent peer.
 #include <gtest/gtest.h>
 
