@@ -59,7 +59,7 @@ fi
 # The relay's --batch (100) is also the plain publisher's confirm window: the same amount in flight.
 RELAY_WINDOW=100
 # Handler threads of the api under test (the shipped default, src/api/command.cc).
-API_THREADS=${BENCH_API_THREADS:-32}
+API_THREADS=${BENCH_API_THREADS:-4}
 API_KEY=sk_test_tenant_a
 # Every wait has a deadline, in seconds.
 START_DEADLINE=30

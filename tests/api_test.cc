@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <barrier>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <memory>
@@ -797,6 +800,59 @@ TEST_F(ApiTest, AReplayIsServedFromTheInProcessCacheWithoutRedisOrPostgres) {
   EXPECT_EQ(after.status, 201);
   EXPECT_EQ(Metric("paypath_idempotency_pg_claims_total"), claims + 1);
   EXPECT_EQ(ChargesFor(key), 1);
+}
+
+// Issue 11 item 3: no request holds a thread for Redis. Against a Redis that accepts and never answers
+// (2 s tier timeout), CreateAsync returns at once; the request waits as a continuation, falls through to
+// PostgreSQL once the round trip fails, and is charged once. (Before: CreateAsync sat in a blocking GET
+// on the caller's thread for the whole timeout.)
+TEST_F(ApiTest, CreateAsyncNeverWaitsForRedisOnTheCallersThread) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 128), 0);  // the kernel completes handshakes; nobody ever reads or answers
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string url = "redis://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/0";
+  store::HotTier tier(url, Namespace(), SystemClock::Instance(), std::chrono::milliseconds(2000),
+                      std::chrono::milliseconds(1000));
+  api::ChargeOptions opts;
+  opts.lease = std::chrono::milliseconds(5000);
+  api::ChargeApi charges({{kKeyA, "tenant_a"}}, *store_, tier, SystemClock::Instance(), SystemRandom::Instance(), opts);
+  // A responder whose executor is a thread per task (as an I/O thread would run it).
+  struct Answer : http::Responder {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<http::HttpResponse> response;
+    void Send(http::HttpResponse r) override {
+      std::lock_guard lock(mu);
+      if (!response) response = std::move(r);
+      cv.notify_all();
+    }
+    void Post(http::Task task) override { std::thread(std::move(task)).detach(); }
+  };
+  auto out = std::make_shared<Answer>();
+  const std::string key = NewKey("noblock");
+  http::HttpRequest req;
+  req.method = "POST";
+  req.target = "/v1/charges";
+  req.headers = {{"Authorization", std::string("Bearer ") + kKeyA}, {"Idempotency-Key", key},
+                 {"Content-Type", "application/json"}};
+  req.body = kBody;
+  const auto start = std::chrono::steady_clock::now();
+  charges.CreateAsync(req, out);
+  const auto returned = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(returned, std::chrono::milliseconds(1000)) << "CreateAsync waited for Redis on the caller's thread";
+  {
+    std::unique_lock lock(out->mu);
+    ASSERT_TRUE(out->cv.wait_for(lock, std::chrono::seconds(10), [&] { return out->response.has_value(); }));
+    EXPECT_EQ(out->response->status, 201) << out->response->body;
+  }
+  out.reset();
+  EXPECT_EQ(ChargesFor(key), 1);
+  close(fd);
 }
 
 TEST_F(ApiTest, ACachedValueNotNamingThisInstanceIsAnInvalidMiss) {

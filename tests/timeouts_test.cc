@@ -5,6 +5,8 @@
 //     idle_in_transaction_session_timeout on the server;
 //   - hiredis: connect (to a listener whose backlog is full, so the TCP handshake never completes) and a
 //     command (to a listener that accepts and never answers) fail within their timeouts;
+//   - the asynchronous Redis client: every outstanding group fails within its deadline against both kinds
+//     of silent peer, and its destructor fails what is still queued;
 //   - AMQP: Connection::Open fails within Settings::timeout against both kinds of silent peer.
 #include <gtest/gtest.h>
 
@@ -17,12 +19,14 @@
 
 #include <functional>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
 
 #include "broker/amqp.h"
 #include "store/pg.h"
 #include "store/redis.h"
+#include "store/redis_async.h"
 #include "testing.h"
 
 namespace paypath {
@@ -229,6 +233,44 @@ TEST(RedisTimeouts, CommandToAPeerThatNeverAnswersFailsWithinTheTimeout) {
   ASSERT_TRUE(out.has_value()) << "a Redis command to a silent peer still hanging after 10 s";
   EXPECT_TRUE(out->failed);
   EXPECT_LT(out->took, 1300ms) << out->error;
+}
+
+// The asynchronous client (store/redis_async.h): every outstanding group of a connection fails together
+// once the oldest is overdue, whether the peer accepted and never answers or never completes the handshake.
+TEST(RedisTimeouts, EveryOutstandingAsyncCommandFailsWithinTheDeadlineOfAPeerThatNeverAnswers) {
+  for (auto mode : {SilentPeer::Mode::kAcceptsNeverAnswers, SilentPeer::Mode::kNeverAccepts}) {
+    SCOPED_TRACE(mode == SilentPeer::Mode::kNeverAccepts ? "never accepts" : "accepts, never answers");
+    SilentPeer peer(mode);
+    auto addr = store::ParseRedisUrl(peer.Url("redis://user:secret-pw@", "/3"));  // AUTH and SELECT pipelined
+    ASSERT_TRUE(addr.ok());
+    store::AsyncRedisOptions o;
+    o.timeout = 300ms;
+    auto redis = std::make_unique<store::AsyncRedis>(addr.value(), o);
+    constexpr int kGroups = 100;
+    std::mutex mu;
+    std::vector<std::pair<Clock::duration, Error>> failed;  // protected by mu
+    const auto start = Clock::now();
+    for (int i = 0; i < kGroups; ++i)
+      redis->Run({{"GET", "pp:k" + std::to_string(i)}, {"PING"}}, [&](Result<std::vector<store::RedisReply>> r) {
+        std::lock_guard lock(mu);
+        failed.emplace_back(Clock::now() - start, r.ok() ? Error::Internal("answered?") : r.error());
+      });
+    bool all = testing::WaitUntil([&] { std::lock_guard lock(mu); return failed.size() == kGroups; }, 10s);
+    ASSERT_TRUE(all) << "async Redis callbacks still outstanding after 10 s";
+    std::lock_guard lock(mu);
+    for (const auto& [took, e] : failed) {
+      EXPECT_EQ(e.code, ErrorCode::kUnavailable) << e.ToString();
+      EXPECT_LT(took, 1300ms) << e.ToString();
+      EXPECT_EQ(e.message.find("secret-pw"), std::string::npos) << e.message;
+    }
+    EXPECT_NE(failed.front().second.message.find("no reply within 300 ms"), std::string::npos)
+        << failed.front().second.message;
+    // The next command reconnects (and fails the same way); the destructor fails what is still queued.
+    std::atomic<bool> late{false};
+    redis->Run({{"PING"}}, [&](Result<std::vector<store::RedisReply>> r) { late = !r.ok(); });
+    redis.reset();
+    EXPECT_TRUE(late.load());
+  }
 }
 
 // ---------------------------------------------------------------- AMQP (read-only check of src/broker)

@@ -1,6 +1,8 @@
 #include "api/charges.h"
 
-#include <future>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <string_view>
 
 #include "api/idempotency.h"
@@ -224,7 +226,21 @@ void ChargeApi::CreateAsync(const HttpRequest& req, http::ResponderPtr out) {
   auto r = std::make_shared<InFlightRequest>();
   r->out = std::move(out);
   r->v = std::move(std::get<Validated>(validated));
-  if (auto answer = Lookup(r->v, &r->gated)) return Finish(r, std::move(*answer));
+  if (auto answer = InDoubt(r->v)) return Finish(r, std::move(*answer));
+  // The hot tier and the gate: one Redis round trip (none on a local hit), answered on this request's
+  // executor.
+  const Validated& v = r->v;
+  hot_.BeginAsync(*v.tenant, v.key, v.fingerprint, options_.lease, Poster(r), [this, r](store::HotTier::Begun b) {
+    if (auto answer = Looked(r->v, std::move(b), &r->gated)) return Finish(r, std::move(*answer));
+    Admit(std::move(r));
+  });
+}
+
+store::IdempotencyStore::Post ChargeApi::Poster(const std::shared_ptr<InFlightRequest>& r) {
+  return [out = r->out](std::function<void()> task) { out->Post(std::move(task)); };
+}
+
+void ChargeApi::Admit(std::shared_ptr<InFlightRequest> r) {
   // Admission: the bound on requests waiting for PostgreSQL. Nothing is written for a shed request.
   for (int cur = pending_.load();;) {
     if (cur >= options_.max_pending) {
@@ -245,8 +261,7 @@ void ChargeApi::CreateAsync(const HttpRequest& req, http::ResponderPtr out) {
 void ChargeApi::Claim(std::shared_ptr<InFlightRequest> r) {
   std::string owner = random_.Hex128();
   const Validated& v = r->v;
-  auto post = [out = r->out](std::function<void()> task) { out->Post(std::move(task)); };
-  store_.ClaimAsync(*v.tenant, v.key, v.fingerprint, owner, options_.lease, post,
+  store_.ClaimAsync(*v.tenant, v.key, v.fingerprint, owner, options_.lease, Poster(r),
                     [this, r, owner](Result<store::ClaimResult> claim) {
                       auto claimed = Decided(r->v, owner, std::move(claim));
                       if (auto* resp = std::get_if<HttpResponse>(&claimed)) return Finish(r, std::move(*resp));
@@ -260,17 +275,32 @@ void ChargeApi::Execute(std::shared_ptr<InFlightRequest> r) {
   if (auto* resp = std::get_if<HttpResponse>(&prepared)) return Finish(r, std::move(*resp));
   Prepared& p = std::get<Prepared>(prepared);
   auto e = std::make_shared<Executed>(std::move(p.e));
-  auto post = [out = r->out](std::function<void()> task) { out->Post(std::move(task)); };
-  store_.CompleteAsync(std::move(p.req), post, [this, r, e](Result<store::Completion> done) {
+  store_.CompleteAsync(std::move(p.req), Poster(r), [this, r, e](Result<store::Completion> done) {
     auto executed = Committed(r->v, r->c, std::move(*e), std::move(done));
     if (auto* resp = std::get_if<HttpResponse>(&executed)) return Finish(r, std::move(*resp));
-    Finish(r, Respond(r->v, std::get<Executed>(executed)));
+    *e = std::move(std::get<Executed>(executed));
+    Respond(r, e);
   });
 }
 
+void ChargeApi::Respond(const std::shared_ptr<InFlightRequest>& r, const std::shared_ptr<Executed>& e) {
+  M().created.Inc();
+  // The charge is durable; the response is not yet sent. A crash here is what the retry must survive;
+  // `error` answers 503 instead of 201, the same lost-response case without losing the process. (Not on
+  // the in-doubt path, which never passed here.)
+  if (!e->settled_in_doubt && failpoints::Hit("api.after_commit"))
+    return Finish(r, Unavailable("injected failure after commit (failpoint api.after_commit); retry with the same key", 1));
+  // Cache the replay and leave the gate in one round trip, and answer only after it: a retry reaching
+  // another api process then finds the replay, not an open gate.
+  const bool gated = std::exchange(r->gated, false);
+  hot_.CompleteAsync(*r->v.tenant, r->v.key, e->completed, gated, Poster(r),
+                     [this, r, e] { Finish(r, Created(r->v, *e)); });
+}
+
 void ChargeApi::Finish(const std::shared_ptr<InFlightRequest>& r, HttpResponse response) {
-  // After Respond has cached a completed response, so the next request finds the replay, not an open gate.
-  if (r->gated) hot_.Leave(*r->v.tenant, r->v.key);
+  // Any answer but a 201 (which left the gate with its cache write): a fire-and-forget DEL, submitted
+  // before the answer, so this process's next command on the key (same connection, in order) follows it.
+  if (r->gated) hot_.LeaveAsync(*r->v.tenant, r->v.key);
   r->gated = false;
   if (r->admitted) {
     pending_.fetch_sub(1);
@@ -282,28 +312,48 @@ void ChargeApi::Finish(const std::shared_ptr<InFlightRequest>& r, HttpResponse r
 
 namespace {
 
-// Answers Create's caller: continuations run inline, on whichever thread calls Post (a batch worker).
+// Answers Create's caller, whose thread is the request's executor: Post queues the continuation and
+// Create's thread runs it (never the Redis I/O thread or a batch worker, which must not block).
 class BlockingResponder : public http::Responder {
  public:
   void Send(HttpResponse response) override {
-    if (!sent_.exchange(true)) done_.set_value(std::move(response));
+    std::lock_guard lock(mu_);
+    if (response_) return;
+    response_ = std::move(response);
+    cv_.notify_all();
   }
-  void Post(http::Task task) override { task(); }
-  std::future<HttpResponse> Future() { return done_.get_future(); }
+  void Post(http::Task task) override {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
+    cv_.notify_all();
+  }
+  // Runs posted continuations until the response is sent and none is left.
+  HttpResponse Wait() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return response_.has_value() || !tasks_.empty(); });
+      if (tasks_.empty()) return std::move(*response_);
+      http::Task task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
 
  private:
-  std::promise<HttpResponse> done_;
-  std::atomic<bool> sent_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<http::Task> tasks_;          // protected by mu_
+  std::optional<HttpResponse> response_;  // protected by mu_
 };
 
 }  // namespace
 
 HttpResponse ChargeApi::Create(const HttpRequest& req) {
   auto out = std::make_shared<BlockingResponder>();
-  auto f = out->Future();
   CreateAsync(req, out);
-  out.reset();
-  return f.get();
+  return out->Wait();
 }
 
 ChargeApi::Phase<ChargeApi::Validated> ChargeApi::Validate(const HttpRequest& req) const {
@@ -341,31 +391,36 @@ ChargeApi::Phase<ChargeApi::Validated> ChargeApi::Validate(const HttpRequest& re
   return v;
 }
 
-std::optional<HttpResponse> ChargeApi::Lookup(const Validated& v, bool* gated) {
-  const std::string& tenant = *v.tenant;
-  // An earlier attempt with this key is in doubt on this process: settle it first. Unsettled, the answer
-  // stays outcome-unknown (a 409 would hide that the charge may exist); settled, the claim below sees the
-  // truth (the committed key replays, a released one is claimed afresh).
-  if (auto earlier = resolver_.Recheck(tenant, v.key); earlier && earlier->outcome == Resolution::Outcome::kPending)
+std::optional<HttpResponse> ChargeApi::InDoubt(const Validated& v) {
+  // An earlier attempt with this key is in doubt on this process: settle it first (a PostgreSQL read on
+  // this thread, only while this process has attempts in doubt). Unsettled, the answer stays
+  // outcome-unknown (a 409 would hide that the charge may exist); settled, the claim sees the truth (the
+  // committed key replays, a released one is claimed afresh).
+  if (auto earlier = resolver_.Recheck(*v.tenant, v.key); earlier && earlier->outcome == Resolution::Outcome::kPending)
     return OutcomeUnknown(
         "an earlier attempt with this Idempotency-Key is still in doubt (the database connection failed before "
         "its outcome was known); the charge may exist. Retry with the same key, never with a new one");
+  return std::nullopt;
+}
 
+std::optional<HttpResponse> ChargeApi::Looked(const Validated& v, store::HotTier::Begun b, bool* gated) {
+  const std::string& tenant = *v.tenant;
+  // The gate's marker is ours whatever the lookup said (but a hit, where the tier deleted it): leave it once
+  // the answer is known.
+  if (b.gate == store::HotTier::Gate::kEntered) *gated = true;
   // Hot tier: a completed key answers without PostgreSQL. A miss or an error falls through.
-  store::KeyRecord cached;
-  switch (hot_.Get(tenant, v.key, &cached)) {
+  switch (b.lookup) {
     case store::HotTier::Lookup::kHit:
       M().cache_hit.Inc();
-      if (DecideCompleted(cached, v.fingerprint) == Decision::kReplay) return Replay(cached);
+      if (DecideCompleted(b.record, v.fingerprint) == Decision::kReplay) return Replay(b.record);
       return Mismatch(tenant);
     case store::HotTier::Lookup::kMiss:
       M().cache_miss.Inc();
       // The in-flight gate, only when Redis just answered: a marker's presence may answer 409, its
-      // absence (or Redis failing) decides nothing and the PostgreSQL claim below decides.
-      switch (hot_.Enter(tenant, v.key, v.fingerprint, options_.lease)) {
+      // absence (or Redis failing) decides nothing and the PostgreSQL claim decides.
+      switch (b.gate) {
         case store::HotTier::Gate::kEntered:
           M().gate_entered.Inc();
-          *gated = true;
           break;
         case store::HotTier::Gate::kHeld:
           M().gate_held.Inc();
@@ -411,7 +466,7 @@ ChargeApi::Phase<ChargeApi::Claimed> ChargeApi::Decided(const Validated& v, std:
   switch (Decide(claim.value(), v.fingerprint)) {
     case Decision::kReplay:
       if (claim->kind == store::ClaimResult::Kind::kCharged) return ReplayFromCharge(claim->charge);
-      hot_.Put(tenant, v.key, claim->existing);
+      hot_.PutAsync(tenant, v.key, claim->existing);
       return Replay(claim->existing);
     case Decision::kMismatch:
       return Mismatch(tenant);
@@ -511,15 +566,7 @@ ChargeApi::Phase<ChargeApi::Executed> ChargeApi::Committed(const Validated& v, c
   return Unavailable("the database is unavailable; nothing was charged", 1);
 }
 
-HttpResponse ChargeApi::Respond(const Validated& v, const Executed& e) {
-  M().created.Inc();
-  // The charge is durable; the response is not yet sent. A crash here is what the retry must survive;
-  // `error` answers 503 instead of 201, the same lost-response case without losing the process. (Not on
-  // the in-doubt path, which never passed here.)
-  if (!e.settled_in_doubt && failpoints::Hit("api.after_commit"))
-    return Unavailable("injected failure after commit (failpoint api.after_commit); retry with the same key", 1);
-
-  hot_.Put(*v.tenant, v.key, e.completed);
+HttpResponse ChargeApi::Created(const Validated& v, const Executed& e) {
   if (e.settled_in_doubt)
     log::Info("charge_created", {{"tenant", *v.tenant}, {"charge_id", e.row.id}, {"amount", e.row.amount},
                                  {"currency", e.row.currency}, {"in_doubt", "committed"}});

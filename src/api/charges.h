@@ -74,16 +74,18 @@ class ChargeApi {
   ChargeApi(std::map<std::string, std::string> api_keys, store::IdempotencyStore& store, store::HotTier& hot,
             Clock& clock, Random& random, ChargeOptions options);
 
-  // POST /v1/charges without a waiting thread: returns once the request waits for its claim batch (or has
-  // its answer); the claim's and the completion's continuations run through out->Post, on the request's
-  // I/O thread. What may still block that thread: the Redis calls before the claim and after the commit, and
-  // the rare PostgreSQL reads off the batched path (an existing key's row, a lease release after a
-  // failure, the in-doubt resolver's first attempt). No thread waits for a batch.
+  // POST /v1/charges without a waiting thread: returns once the request waits for Redis or its claim batch
+  // (or has its answer); every continuation (after the Redis round trip before the claim, the claim, the
+  // completion, the Redis round trip after the commit) runs through out->Post, on the request's I/O thread.
+  // No Redis call blocks a thread (store/hot_tier.h's async forms). What may still block that thread: the
+  // rare PostgreSQL reads off the batched path (an existing key's row, a lease release after a failure,
+  // the in-doubt resolver's first attempt and its recheck while this process has attempts in doubt). No
+  // thread waits for a batch.
   // Admission: at most options.max_pending requests are between their claim's submission and their
   // answer; one more is answered 503 /problems/overloaded with Retry-After: 1 (paypath_api_shed_total)
   // before anything is written for it.
   void CreateAsync(const HttpRequest& req, http::ResponderPtr out);
-  // The blocking form (tools, tests): the continuations run on the store's batch workers.
+  // The blocking form (tools, tests): the continuations run on the calling thread.
   HttpResponse Create(const HttpRequest& req);
   HttpResponse Get(const HttpRequest& req, const std::string& id);
 
@@ -101,7 +103,7 @@ class ChargeApi {
   //             the answer for an existing key (replay, 422, 409, outcome-unknown, 503)
   //   Execute   Complete (charge + outbox + stored response)  -> Executed (the COMMIT returned OK, or the
   //             in-doubt resolver proved it did), or 409/503/outcome-unknown with the lease released or kept
-  //   Respond   cache in Redis, log, 201
+  //   Respond   cache in Redis and leave the gate (one round trip, awaited), log, 201
   template <typename T>
   using Phase = std::variant<T, HttpResponse>;  // T: go on to the next phase; HttpResponse: answer now
   struct Validated {
@@ -128,17 +130,22 @@ class ChargeApi {
   };
   struct InFlightRequest;  // one POST between its phases (charges.cc)
   Phase<Validated> Validate(const HttpRequest& req) const;
-  // Resolve before the claim: the answer, or nullopt to claim. *gated: this request entered the Redis
-  // in-flight gate (the request leaves it once the answer is known).
-  std::optional<HttpResponse> Lookup(const Validated& v, bool* gated);
+  // Resolve before the claim, in two steps: the in-doubt recheck, then the hot tier's one round trip
+  // (lookup and gate). Each: the answer, or nullopt to go on. *gated: this request holds the Redis
+  // in-flight gate's marker (left once the answer is known).
+  std::optional<HttpResponse> InDoubt(const Validated& v);
+  std::optional<HttpResponse> Looked(const Validated& v, store::HotTier::Begun b, bool* gated);
   // Resolve after the claim.
   Phase<Claimed> Decided(const Validated& v, std::string owner, Result<store::ClaimResult> claim);
   Phase<Prepared> Prepare(const Validated& v, const Claimed& c);
   Phase<Executed> Committed(const Validated& v, const Claimed& c, Executed e, Result<store::Completion> done);
-  HttpResponse Respond(const Validated& v, const Executed& e);
+  HttpResponse Created(const Validated& v, const Executed& e);  // the 201 (logged)
   // The continuations of CreateAsync.
+  static store::IdempotencyStore::Post Poster(const std::shared_ptr<InFlightRequest>& r);  // r's executor
+  void Admit(std::shared_ptr<InFlightRequest> r);
   void Claim(std::shared_ptr<InFlightRequest> r);
   void Execute(std::shared_ptr<InFlightRequest> r);
+  void Respond(const std::shared_ptr<InFlightRequest>& r, const std::shared_ptr<Executed>& e);
   void Finish(const std::shared_ptr<InFlightRequest>& r, HttpResponse response);
 
   HttpResponse Replay(const store::KeyRecord& rec);

@@ -36,9 +36,13 @@ struct ApiFlags {
   std::string redis_url;
   std::string listen = "127.0.0.1:8080";
   std::string api_keys;
-  // 32: enough charges in flight to keep PostgreSQL's group commit busy (bench/results.md measured 16 vs 64),
-  // few enough that 2 cores do not spend their time switching between blocked threads.
-  int threads = 32;
+  // 4: no I/O thread waits for Redis or a batch any more, so more threads only add wake-ups (every Redis
+  // reply and batch result is posted to a request's strand, waking an idle thread): on this 2-core machine
+  // (wrk -c32/-c64, same-minute A/B) 2 threads served 4,890/6,064 new charges/s at 90/72 us api CPU each,
+  // 4 threads 3,817/4,971 at 126/101 us, 32 threads 2,698-3,075/3,352-3,386 at 213-266 us; replays from
+  // Redis 37-39k/s at 2-4 threads against 9-12k/s at 32. 4 rather than 2 keeps requests moving while one
+  // thread is in a rare blocking PostgreSQL read (an in-doubt settling attempt may take ~1 s).
+  int threads = 4;
   int64_t lease_ms = 10000;
   int64_t retention_s = 24 * 3600;
   int64_t purge_interval_ms = 60000;
@@ -310,7 +314,7 @@ void AddCommands(CLI::App& app) {
       ->envname("PAYPATH_REDIS_URL");
   api->add_option("--listen", flags->listen, "host:port to listen on")->envname("PAYPATH_LISTEN")->capture_default_str();
   api->add_option("--api-keys", flags->api_keys, "API keys as key:tenant,key:tenant")->envname("PAYPATH_API_KEYS");
-  api->add_option("--threads", flags->threads, "I/O and handler threads")->capture_default_str()->check(CLI::Range(1, 256));
+  api->add_option("--threads", flags->threads, "I/O threads (none waits for Redis or PostgreSQL batches)")->capture_default_str()->check(CLI::Range(1, 256));
   api->add_option("--lease-ms", flags->lease_ms, "In-flight lease on an idempotency key, ms")->capture_default_str()
       ->check(CLI::Range(int64_t{50}, int64_t{600000}));
   api->add_option("--retention-s", flags->retention_s,

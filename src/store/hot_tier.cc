@@ -36,9 +36,16 @@ HotTier::HotTier(std::string url, std::string ns, Clock& clock, std::chrono::mil
       ns_(std::move(ns)) {
   if (!url_.empty()) {
     auto a = ParseRedisUrl(url_);
-    if (a.ok()) addr_ = a.value();
-    else log::Error("redis_url_invalid", {{"error", a.error().message}});  // never echoes the password
+    if (a.ok()) {
+      addr_ = a.value();
+      async_ = std::make_unique<AsyncRedis>(*addr_, AsyncRedisOptions{timeout_});
+    } else log::Error("redis_url_invalid", {{"error", a.error().message}});  // never echoes the password
   }
+}
+
+HotTier::~HotTier() {
+  stopping_ = true;
+  async_.reset();
 }
 
 std::string HotTier::RedisKey(const std::string& ns, const std::string& tenant, const std::string& key) {
@@ -100,6 +107,7 @@ bool HotTier::CoolingDown() {
 }
 
 void HotTier::Failed(const Error& e) {
+  if (stopping_.load()) return;
   bool was_healthy;
   {
     std::lock_guard lock(mu_);
@@ -128,6 +136,26 @@ std::unique_ptr<RedisConn> HotTier::Take() {
     return nullptr;
   }
   return std::move(c.value());
+}
+
+void HotTier::Answered() {
+  std::lock_guard lock(mu_);
+  if (failing_) log::Info("redis_available", {{"redis", addr_->Describe()}});
+  failing_ = false;
+}
+
+bool HotTier::Usable(const Result<std::vector<RedisReply>>& r) {
+  if (!r.ok()) {
+    Failed(r.error());
+    return false;
+  }
+  for (const RedisReply& reply : r.value()) {
+    if (reply.type != RedisReply::Type::kError) continue;
+    Failed(Error::Internal("redis error reply: " + reply.str));  // NOPERM, OOM, ...: the server's text
+    return false;
+  }
+  Answered();
+  return true;
 }
 
 void HotTier::Give(std::unique_ptr<RedisConn> c) {
@@ -216,5 +244,107 @@ void HotTier::Leave(const std::string& tenant, const std::string& key) {
   }
   Give(std::move(c));
 }
+
+void HotTier::BeginAsync(const std::string& tenant, const std::string& key, const std::string& fingerprint,
+                         std::chrono::milliseconds ttl, Post post, std::function<void(Begun)> done) {
+  const std::string ns = this->ns();
+  Begun b;
+  if (ns.empty()) return done(std::move(b));  // cold: a miss, no gate
+  if (auto local = local_.Get(ns, tenant, key)) {
+    b.lookup = Lookup::kHit;
+    b.record = std::move(*local);
+    return done(std::move(b));
+  }
+  if (!async_) return done(std::move(b));
+  if (CoolingDown()) {
+    b.lookup = Lookup::kError;
+    return done(std::move(b));
+  }
+  const bool gate = ttl.count() > 0;
+  std::vector<AsyncRedis::Command> cmds = {{"GET", RedisKey(ns, tenant, key)}};
+  if (gate) cmds.push_back({"SET", GateKey(ns, tenant, key), fingerprint, "NX", "PX", std::to_string(ttl.count()), "GET"});
+  // The replies are read on the caller's executor, not on the Redis I/O thread.
+  async_->Run(std::move(cmds), [this, ns, tenant, key, fingerprint, gate, post = std::move(post),
+                                done = std::move(done)](Result<std::vector<RedisReply>> r) mutable {
+    post([this, ns = std::move(ns), tenant = std::move(tenant), key = std::move(key),
+          fingerprint = std::move(fingerprint), gate, done = std::move(done), r = std::move(r)]() mutable {
+      Begun b;
+      if (!r.ok()) {
+        Failed(r.error());
+        b.lookup = Lookup::kError;
+        return done(std::move(b));
+      }
+      const RedisReply& get = r.value()[0];
+      bool errors = false;
+      if (get.type == RedisReply::Type::kNil) {
+        b.lookup = Lookup::kMiss;
+      } else if (get.type == RedisReply::Type::kString) {
+        if (auto rec = Decode(ns, get.str)) {
+          b.lookup = Lookup::kHit;
+          local_.Put(ns, tenant, key, *rec, std::chrono::milliseconds::max());  // kept local_max_ttl
+          b.record = std::move(*rec);
+        } else {
+          b.lookup = Lookup::kInvalid;  // ignored; PostgreSQL answers instead
+        }
+      } else {
+        Failed(Error::Internal("redis GET answered " + (get.type == RedisReply::Type::kError ? get.str : "a non-string")));
+        errors = true;
+        b.lookup = Lookup::kError;
+      }
+      if (gate) {
+        const RedisReply& set = r.value()[1];
+        if (set.type == RedisReply::Type::kNil) {
+          // We set the marker. On a hit nobody will leave it: delete it now (the replay needs no gate).
+          if (b.lookup == Lookup::kHit) LeaveAsync(tenant, key);
+          else b.gate = Gate::kEntered;
+        } else if (set.type == RedisReply::Type::kString) {
+          // Someone else's marker: 409 only when it is this very request and Redis had no entry.
+          if (b.lookup == Lookup::kMiss && set.str == fingerprint) b.gate = Gate::kHeld;
+        } else {
+          if (!errors) Failed(Error::Internal("redis SET NX GET answered " + (set.type == RedisReply::Type::kError ? set.str : "an unexpected reply")));
+          errors = true;
+        }
+      }
+      if (!errors) Answered();
+      done(std::move(b));
+    });
+  });
+}
+
+void HotTier::CompleteAsync(const std::string& tenant, const std::string& key, const KeyRecord& rec, bool gated,
+                            Post post, std::function<void()> done) {
+  const std::string ns = this->ns();
+  std::vector<AsyncRedis::Command> cmds;
+  if (!ns.empty() && rec.ttl_ms > 0) {
+    local_.Put(ns, tenant, key, rec, std::chrono::milliseconds(rec.ttl_ms));
+    cmds.push_back({"SET", RedisKey(ns, tenant, key), Encode(ns, rec), "PX", std::to_string(rec.ttl_ms)});
+  }
+  if (gated && !ns.empty()) cmds.push_back({"DEL", GateKey(ns, tenant, key)});
+  if (!async_ || cmds.empty() || CoolingDown()) return done();
+  async_->Run(std::move(cmds), [this, post = std::move(post), done = std::move(done)](
+                                   Result<std::vector<RedisReply>> r) mutable {
+    post([this, done = std::move(done), r = std::move(r)] {
+      Usable(r);
+      done();
+    });
+  });
+}
+
+void HotTier::PutAsync(const std::string& tenant, const std::string& key, const KeyRecord& rec) {
+  const std::string ns = this->ns();
+  if (ns.empty() || rec.ttl_ms <= 0) return;
+  local_.Put(ns, tenant, key, rec, std::chrono::milliseconds(rec.ttl_ms));
+  if (!async_ || CoolingDown()) return;
+  async_->Run({{"SET", RedisKey(ns, tenant, key), Encode(ns, rec), "PX", std::to_string(rec.ttl_ms)}},
+              [this](Result<std::vector<RedisReply>> r) { Usable(r); });
+}
+
+void HotTier::LeaveAsync(const std::string& tenant, const std::string& key) {
+  const std::string ns = this->ns();
+  if (!async_ || ns.empty() || CoolingDown()) return;
+  async_->Run({{"DEL", GateKey(ns, tenant, key)}}, [this](Result<std::vector<RedisReply>> r) { Usable(r); });
+}
+
+AsyncRedis::Stats HotTier::async_stats() const { return async_ ? async_->stats() : AsyncRedis::Stats{}; }
 
 }  // namespace paypath::store

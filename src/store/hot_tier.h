@@ -23,12 +23,32 @@
 // PostgreSQL claim, which decides). A lost marker (flush, restart, eviction, outage) therefore costs
 // claims, never a second charge. A marker whose request died stays until its TTL (the lease).
 //
+// Two forms of every call. The blocking ones (Get, Put, Enter, Leave: one pooled hiredis connection per
+// calling thread) are for tools, tests and rare paths. The asynchronous ones serve the api's charge path
+// without holding a thread (store/redis_async.h: one pipelined connection, one I/O thread):
+//   BeginAsync     before the claim, ONE round trip: GET <idem key> and SET <gate key> <fp> NX PX <lease>
+//                  GET, pipelined (Redis >= 7.0 takes NX with GET: nil = we set the marker, a value = the
+//                  marker already there). Decisions as Get then Enter: a hit replays (and the marker we
+//                  may just have set is deleted, fire-and-forget); a miss with the same fingerprint held is
+//                  409; anything else goes to PostgreSQL. The local cache is asked first (no I/O on a hit).
+//   CompleteAsync  after the commit, ONE round trip: SET <idem key> <value> PX <ttl> and DEL <gate key>,
+//                  pipelined; its `done` runs only once Redis answered (or failed, or timed out), so the
+//                  201 follows the round trip and a retry reaching another api process finds the replay,
+//                  never an open gate.
+//   PutAsync, LeaveAsync  fire-and-forget SET / DEL (a replay learned from PostgreSQL; leaving the gate
+//                  on any other outcome). Submitted before the caller answers, so the same process's next
+//                  command on the key (same connection, FIFO) sees it done.
+// The async forms' `done` runs exactly once: inline when no round trip is needed (local hit, tier off or
+// cold, cooling down), otherwise through `post` (the caller's executor), never on the Redis I/O thread.
+//
 // While Redis is failing the tier stops trying for `cooldown` after each error, so an outage adds one
 // failed attempt per cooldown instead of a connect timeout to every request. A wrong password is such an
 // error (logged once per outage, without the password).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +58,7 @@
 #include "common/clock.h"
 #include "store/idempotency_store.h"
 #include "store/redis.h"
+#include "store/redis_async.h"
 #include "store/response_cache.h"
 
 namespace paypath::store {
@@ -54,6 +75,11 @@ class HotTier {
   HotTier(std::string url, std::string ns, Clock& clock, std::chrono::milliseconds timeout = std::chrono::milliseconds(100),
           std::chrono::milliseconds cooldown = std::chrono::milliseconds(1000), size_t local_entries = 0,
           std::chrono::milliseconds local_max_ttl = std::chrono::seconds(60));
+
+  // Stops the async client first (its outstanding callbacks fail quietly: a shutdown is not an outage).
+  ~HotTier();
+  HotTier(const HotTier&) = delete;
+  HotTier& operator=(const HotTier&) = delete;
 
   enum class Lookup {
     kHit,      // *out is a completed record of this namespace
@@ -77,6 +103,26 @@ class HotTier {
   // Deletes the marker (after the request's answer is known, and after Put). Best effort.
   void Leave(const std::string& tenant, const std::string& key);
 
+  // The asynchronous forms (see the top of this file).
+  using Post = std::function<void(std::function<void()>)>;
+  struct Begun {
+    Lookup lookup = Lookup::kMiss;
+    KeyRecord record;         // kHit: the completed record
+    Gate gate = Gate::kOpen;  // kEntered: call CompleteAsync(gated) or LeaveAsync later. kHeld only on kMiss.
+  };
+  // The gate is asked only when ttl > 0. A marker we set is kept (kEntered) on every lookup but a hit, so
+  // the caller leaves it; kHeld is answered only when the GET was a clean miss (as Get then Enter).
+  void BeginAsync(const std::string& tenant, const std::string& key, const std::string& fingerprint,
+                  std::chrono::milliseconds ttl, Post post, std::function<void(Begun)> done);
+  // Caches `rec` (local and Redis, for rec.ttl_ms) and, when `gated`, deletes the gate marker; `done` after
+  // Redis answered. Errors are swallowed (and start the cooldown).
+  void CompleteAsync(const std::string& tenant, const std::string& key, const KeyRecord& rec, bool gated, Post post,
+                     std::function<void()> done);
+  void PutAsync(const std::string& tenant, const std::string& key, const KeyRecord& rec);
+  void LeaveAsync(const std::string& tenant, const std::string& key);
+  // The async client's counters (zeros when the tier is off), for tests and the bench.
+  AsyncRedis::Stats async_stats() const;
+
   // Switches to another namespace (the database behind the api changed: restore, failover). Thread-safe.
   void SetNamespace(std::string ns);
   std::string ns();
@@ -97,7 +143,10 @@ class HotTier {
   std::unique_ptr<RedisConn> Take();
   void Give(std::unique_ptr<RedisConn> c);
   void Failed(const Error& e);
+  void Answered();  // Redis answered: the outage (if any) is over
   bool CoolingDown();
+  // Errors of an async round trip: false (and the cooldown started) unless every reply is usable.
+  bool Usable(const Result<std::vector<RedisReply>>& r);
 
   const std::string url_;
   Clock& clock_;
@@ -111,6 +160,9 @@ class HotTier {
   std::vector<std::unique_ptr<RedisConn>> idle_;           // protected by mu_
   std::chrono::steady_clock::time_point retry_after_{};    // protected by mu_
   bool failing_ = false;                                   // protected by mu_: since the last success
+  std::atomic<bool> stopping_{false};                      // the destructor runs: errors are not an outage
+  // Last: destroyed first, so callbacks it fails at shutdown still find the rest of the tier.
+  std::unique_ptr<AsyncRedis> async_;
 };
 
 }  // namespace paypath::store
