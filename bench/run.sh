@@ -338,18 +338,19 @@ verdict() {  # verdict VALUE OP LIMIT -> met/MISSED
 metric() {  # metric URL NAME_WITH_LABELS: the value of one series in a /metrics page
     curl -fsS --max-time 5 "$1" | awk -v n="$2" '$1 == n {print $2; exit}'
 }
-# histogram_quantile NAME Q [LABEL] [SCALE]: quantile Q of a Prometheus histogram from its cumulative
+# histogram_quantile NAME Q [LABEL] [SCALE] [LOW]: quantile Q of a Prometheus histogram from its cumulative
 # buckets, interpolating linearly within the bucket (as histogram_quantile does), times SCALE (default
-# 1000: seconds to ms), one decimal. LABEL (e.g. phase="claim") selects one series. Reads the /metrics page
-# (or a metrics_delta page) on stdin.
+# 1000: seconds to ms), one decimal. LABEL (e.g. phase="claim") selects one series; LOW is the lower edge of
+# the first bucket (default 0; 1 for batch sizes, which are never below 1). Reads the /metrics page (or a
+# metrics_delta page) on stdin.
 histogram_quantile() {
-    awk -v name="$1" -v q="$2" -v label="${3:-}" -v scale="${4:-1000}" '
+    awk -v name="$1" -v q="$2" -v label="${3:-}" -v scale="${4:-1000}" -v low="${5:-0}" '
         index($1, name "_bucket{") == 1 && index($1, label) > 0 {
             match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5)
             n++; les[n] = (le == "+Inf") ? 1e30 : le + 0; cum[n] = $2 + 0 }
         END {
             if (n == 0 || cum[n] == 0) { print "n/a"; exit }
-            rank = q * cum[n]; prev_le = 0; prev = 0
+            rank = q * cum[n]; prev_le = low; prev = 0
             for (i = 1; i <= n; i++) {
                 if (cum[i] >= rank) {
                     if (les[i] >= 1e30) { printf "%.1f\n", prev_le * scale; exit }
@@ -376,8 +377,8 @@ batch_stats() {
     for ph in claim complete; do
         out+="$(awk -v c="paypath_group_commit_batch_size_count{phase=\"$ph\"}" '$1 == c {n = $2} END {printf "%d", n}' "$d") "
         out+="$(hist_mean paypath_group_commit_batch_size "{phase=\"$ph\"}" 1 <"$d") "
-        out+="$(histogram_quantile paypath_group_commit_batch_size 0.5 "phase=\"$ph\"" 1 <"$d") "
-        out+="$(histogram_quantile paypath_group_commit_batch_size 0.99 "phase=\"$ph\"" 1 <"$d") "
+        out+="$(histogram_quantile paypath_group_commit_batch_size 0.5 "phase=\"$ph\"" 1 1 <"$d") "
+        out+="$(histogram_quantile paypath_group_commit_batch_size 0.99 "phase=\"$ph\"" 1 1 <"$d") "
     done
     for ph in claim complete; do
         out+="$(hist_mean paypath_group_commit_wait_seconds "{phase=\"$ph\"}" 1e6 <"$d") "
@@ -875,7 +876,7 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
     for c in $CONCS; do
         r=$(ratio "$(col "${CH_PP[$c]}" 1)" "$(col "${CH_PGB[$c]}" 1)")
         v="(no target at $c)"; ((c == 32 || c == 64)) && v=$(verdict "$r" ">=" 2.0)
-        echo "| new charges, $c clients | $(col "${CH_PP[$c]}" 1)/s | pgbench one-transaction $(col "${CH_PGB[$c]}" 1)/s | $r | >= 2.0 at 32 and 64 | $v |"
+        echo "| new charges, $c clients | $(col "${CH_PP[$c]}" 1)/s | pgbench $(col "${CH_PGB[$c]}" 1)/s | $r | >= 2.0 at 32 and 64 | $v |"
     done
     for c in $CONCS; do
         r=$(ratio "$(col "${CH_PP[$c]}" 1)" "$(col "${CH_PGB[$c]}" 1)")
@@ -923,7 +924,7 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
     echo "children). Load tool: wrk or pgbench (its parent subshell's cutime + cstime). µs of CPU per charge;"
     echo "other suites' work on the same servers, if any, counts in the PostgreSQL and Redis columns."
     echo
-    echo "| run | clients | charges | api µs | PostgreSQL µs | Redis µs | load tool µs | total µs |"
+    echo "| run | clients | rate | api µs | PostgreSQL µs | Redis µs | load tool µs | total µs |"
     echo "|---|---|---|---|---|---|---|---|"
     for c in $CONCS; do
         set -- ${CPU_PP[$c]}
