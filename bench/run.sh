@@ -618,7 +618,10 @@ done
 # which the stack preloads with track = all: statements inside functions count too, and so do BEGIN and
 # COMMIT). A lone request with a fresh key is counted the same way, for what one charge costs by itself.
 # The counters are reset for the bench's database only (other suites may count their own).
-sql "$DB_CH" "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null || die "CREATE EXTENSION pg_stat_statements failed (is it in shared_preload_libraries?)"
+sql "$DB_CH" "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null || die "CREATE EXTENSION pg_stat_statements failed"
+# The view errors unless the server preloads the library (a stack started before it did: down, then up).
+sql "$DB_CH" "SELECT count(*) FROM pg_stat_statements" >/dev/null 2>&1 \
+    || die "PostgreSQL does not preload pg_stat_statements (scripts/stack down, then up, starts it with it)"
 PSS_DB="(SELECT oid FROM pg_database WHERE datname = current_database())"
 pss_reset() { sql "$DB_CH" "SELECT pg_stat_statements_reset(0, $PSS_DB, 0)" >/dev/null; }
 # pss_count FILE: the statements run in the bench database since the reset (the bench's own queries on
