@@ -12,17 +12,30 @@
 //       Closed loop: creates keys "P-0" .. "P-(N-1)" once each (used to make completed keys to replay).
 //       Exit 1 unless every request got a 201.
 //
-// Each request uses client::HttpTransport (a fresh connection per request, as paypath's own client does).
+//   pp_bench_load storm --url U --api-key K --prefix KEY --count N
+//       A duplicate storm: N concurrent requests with ONE Idempotency-Key (KEY itself) and the same body.
+//       Every request's connection is opened first; then all N are released at once (a barrier) and each
+//       writes its whole request and reads its answer. Prints one line: sent, created (201 without
+//       Idempotent-Replayed), replayed (201 with it), status_409, other (any other status), failed (no
+//       answer: connect, write or read error). Exit 1 if any request failed or got an unexpected status
+//       (anything but 201 and 409).
+//
+// open and seed use client::HttpTransport (a fresh connection per request, as paypath's own client does);
+// storm uses raw sockets, to hold the connections open until the release.
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "client/http1.h"
 #include "client/http_transport.h"
+#include "client/socket_io.h"
 #include "common/clock.h"
 
 namespace {
@@ -42,7 +55,8 @@ struct Args {
 int Usage() {
   std::fprintf(stderr,
                "usage: pp_bench_load open --url U --api-key K --prefix P --rate R --duration S [--workers W]\n"
-               "       pp_bench_load seed --url U --api-key K --prefix P --count N [--workers W]\n");
+               "       pp_bench_load seed --url U --api-key K --prefix P --count N [--workers W]\n"
+               "       pp_bench_load storm --url U --api-key K --prefix KEY --count N\n");
   return 2;
 }
 
@@ -144,6 +158,52 @@ int Run(const Args& a, bool open_loop) {
   return (all.non201 == 0 && all.failed == 0) ? 0 : 1;
 }
 
+// The storm: one thread and one open connection per request, all released together.
+int Storm(const Args& a) {
+  auto url = client::ParseHttpUrl(a.url);
+  if (!url.ok()) {
+    std::fprintf(stderr, "pp_bench_load: %s\n", url.error().ToString().c_str());
+    return 2;
+  }
+  Clock& clock = SystemClock::Instance();
+  std::string raw = "POST " + url->base_path + "/v1/charges HTTP/1.1\r\nHost: " + url->host +
+                    "\r\nAuthorization: Bearer " + a.api_key + "\r\nIdempotency-Key: " + a.prefix +
+                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(std::strlen(kBody)) +
+                    "\r\nConnection: close\r\n\r\n" + kBody;
+  std::atomic<int> created{0}, replayed{0}, conflict{0}, other{0}, failed{0};
+  std::barrier release(a.count);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < a.count; ++i) {
+    threads.emplace_back([&] {
+      auto fd = net::ConnectTcp(url->host, url->port, clock, Steady::now() + std::chrono::seconds(10));
+      release.arrive_and_wait();  // every connection is open (or failed) before any request is sent
+      if (!fd.ok()) {
+        failed++;
+        return;
+      }
+      const auto deadline = Steady::now() + std::chrono::seconds(10);
+      if (net::WriteAll(fd->get(), raw, clock, deadline) != net::IoStatus::kOk) {
+        failed++;
+        return;
+      }
+      std::string buf;
+      http1::Parsed msg;
+      if (http1::ReadMessage(fd->get(), &buf, true, "POST", clock, deadline, &msg) != http1::ReadStatus::kComplete) {
+        failed++;
+        return;
+      }
+      if (msg.head.status == 201 && !msg.head.Get("Idempotent-Replayed")) created++;
+      else if (msg.head.status == 201) replayed++;
+      else if (msg.head.status == 409) conflict++;
+      else other++;
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::printf("sent=%d created=%d replayed=%d status_409=%d other=%d failed=%d\n", a.count, created.load(),
+              replayed.load(), conflict.load(), other.load(), failed.load());
+  return (other == 0 && failed == 0) ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,5 +211,6 @@ int main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, a)) return Usage();
   if (a.mode == "open") return Run(a, true);
   if (a.mode == "seed") return Run(a, false);
+  if (a.mode == "storm") return Storm(a);
   return Usage();
 }

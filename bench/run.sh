@@ -45,6 +45,7 @@ if ((SMOKE)); then
     E2E_LOW_RATE=50
     E2E_DUR=3
     MICRO_MIN_TIME=0.01
+    NOGC_CONC=8         # clients for the --no-group-commit comparison
 else
     DUR=${BENCH_DURATION:-10}
     CONCS=${BENCH_CONCURRENCY:-"8 32 64"}
@@ -55,7 +56,13 @@ else
     E2E_LOW_RATE=${BENCH_E2E_LOW_RATE:-200}
     E2E_DUR=${BENCH_E2E_DURATION:-15}
     MICRO_MIN_TIME=0.2
+    NOGC_CONC=${BENCH_NOGC_CONCURRENCY:-32}
 fi
+# The duplicate storm: this many concurrent requests with one key, released together.
+STORM_N=64
+# "A handful" of statements, for the verdict: one lone charge's own statements plus a few for the
+# duplicates that reach PostgreSQL before the gate's marker is set (bench/README.md).
+STORM_TARGET=${BENCH_STORM_TARGET:-10}
 # The relay's --batch (100) is also the plain publisher's confirm window: the same amount in flight.
 RELAY_WINDOW=100
 # Handler threads of the api under test (the shipped default, src/api/command.cc).
@@ -228,10 +235,88 @@ cpu_s() {
 }
 # Machine-wide "busy idle" jiffies from /proc/stat, for the busy share of all cores over an interval.
 cpu_snapshot() { awk '/^cpu / {busy = $2 + $3 + $4 + $7 + $8 + $9; idle = $5 + $6; print busy, idle; exit}' /proc/stat; }
-start_api() {  # start_api NAME DB: starts `paypath api` on a free port; sets PORT_NAME
-    local name=$1 db=$2 port
-    start "$name" "$PAYPATH" api --pg-url "$PG_BASE/$db" \
-        --listen 127.0.0.1:0 --threads "$API_THREADS" --retention-s 3600 --no-migrate
+# CPU per unit of work, from /proc, in clock ticks (utime + stime; CLK_TCK per second).
+HZ=$(getconf CLK_TCK)
+# proc_ticks PID [WITH_CHILDREN]: a live process's ticks (all its threads); with a second argument 1, plus
+# cutime + cstime (its children that exited and were waited for). 0 if the process is not visible.
+proc_ticks() {
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    s=${s##*) }  # the fields after "pid (comm) ": state is $1, utime $12, stime $13, cutime $14, cstime $15
+    awk -v w="${2:-0}" '{print $12 + $13 + (w ? $14 + $15 : 0)}' <<<"$s"
+}
+# PostgreSQL's processes: the postmaster is the parent of the checkpointer (found through
+# pg_stat_activity, so no superuser file access is needed). Empty when PostgreSQL runs elsewhere (no
+# /proc entry): the PostgreSQL CPU figures are then n/a.
+pg_postmaster() {
+    local ck pm
+    ck=$(sql "$(basename "$PG_ADMIN_URL")" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'" 2>/dev/null) || return 0
+    pm=$(awk '/^PPid:/ {print $2}' "/proc/$ck/status" 2>/dev/null) || return 0
+    [[ -n "$pm" && "$(cat "/proc/$pm/comm" 2>/dev/null)" == postgres* ]] && echo "$pm"
+    return 0
+}
+# pg_ticks: every PostgreSQL process's ticks: the live children of the postmaster (backends, walwriter,
+# checkpointer, ...) plus the postmaster's own and its cutime + cstime, where the kernel adds a backend's
+# ticks once it has exited and been reaped. The delta over an interval therefore counts backends that
+# lived through it, started in it, or ended in it (pgbench's own connections end with its run).
+pg_ticks() {
+    [[ -n "$PG_PM" ]] || { echo n/a; return; }
+    local t=0 c
+    for c in $(pgrep -P "$PG_PM"); do t=$((t + $(proc_ticks "$c"))); done
+    echo $((t + $(proc_ticks "$PG_PM" 1)))
+}
+redis_pid() {
+    local p
+    p=$(rcli INFO server 2>/dev/null | awk -F: '/^process_id/ {print $2}' | tr -d '\r')
+    [[ -n "$p" && "$(cat "/proc/$p/comm" 2>/dev/null)" == redis* ]] && echo "$p"
+    return 0
+}
+# redis_ticks: redis-server's ticks plus its reaped children's (background saves). Its pid is read again
+# each time: other suites restart Redis (the measurement is then repeated anyway).
+redis_ticks() {
+    local p
+    p=$(redis_pid)
+    [[ -n "$p" ]] || { echo n/a; return; }
+    proc_ticks "$p" 1
+}
+# cpu_mark APINAME: "api pg redis" ticks now (api 0 when APINAME is empty).
+cpu_mark() {
+    local pidvar="PID_$1" api=0
+    [[ -n "$1" ]] && api=$(proc_ticks "${!pidvar}")
+    echo "$api $(pg_ticks) $(redis_ticks)"
+}
+# us_per MARK0 MARK1 LOAD_TICKS N: "api pg redis load total" µs of CPU per unit of work (N units) between
+# two marks; n/a for a process that could not be seen.
+us_per() {
+    awk -v a="$1" -v b="$2" -v l="$3" -v n="$4" -v hz="$HZ" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); x[4] = 0; y[4] = l; total = 0; out = ""
+        for (i = 1; i <= 4; i++) {
+            if (x[i] == "n/a" || y[i] == "n/a" || y[i] == "" || n <= 0) { v = "n/a" }
+            else { d = (y[i] - x[i]) * 1e6 / hz / n; total += d; v = sprintf("%.0f", d) }
+            out = out v " " }
+        printf "%s%.0f\n", out, total }'
+}
+# settled DB: waits (deadline 10 s) until the charge count stops moving: requests a load tool left in flight
+# when it stopped still commit. Echoes the count.
+settled() {
+    local n0 n1 deadline=$((SECONDS + 10))
+    n0=$(sql "$1" "SELECT count(*) FROM charges")
+    while :; do
+        sleep 0.2
+        n1=$(sql "$1" "SELECT count(*) FROM charges")
+        [[ "$n1" == "$n0" ]] && break
+        ((SECONDS < deadline)) || break
+        n0=$n1
+    done
+    echo "$n1"
+}
+start_api() {  # start_api NAME DB [--no-redis] [FLAGS...]: starts `paypath api` on a free port; sets PORT_NAME
+    local name=$1 db=$2 port pre=()
+    shift 2
+    # --no-redis: the api without its hot tier and SETNX gate (no PAYPATH_REDIS_URL in its environment).
+    if [[ "${1:-}" == --no-redis ]]; then pre=(env -u PAYPATH_REDIS_URL); shift; fi
+    start "$name" "${pre[@]}" "$PAYPATH" api --pg-url "$PG_BASE/$db" \
+        --listen 127.0.0.1:0 --threads "$API_THREADS" --retention-s 3600 --no-migrate "$@"
     port=$(wait_port "$name" api_listening)
     wait_http_ok "http://127.0.0.1:$port/readyz"
     printf -v "PORT_$name" '%s' "$port"
@@ -253,23 +338,54 @@ verdict() {  # verdict VALUE OP LIMIT -> met/MISSED
 metric() {  # metric URL NAME_WITH_LABELS: the value of one series in a /metrics page
     curl -fsS --max-time 5 "$1" | awk -v n="$2" '$1 == n {print $2; exit}'
 }
-# Quantile Q of a Prometheus histogram from its cumulative buckets, interpolating linearly within the
-# bucket (as histogram_quantile does). Reads the /metrics page on stdin.
+# histogram_quantile NAME Q [LABEL] [SCALE] [LOW]: quantile Q of a Prometheus histogram from its cumulative
+# buckets, interpolating linearly within the bucket (as histogram_quantile does), times SCALE (default
+# 1000: seconds to ms), one decimal. LABEL (e.g. phase="claim") selects one series; LOW is the lower edge of
+# the first bucket (default 0; 1 for batch sizes, which are never below 1). Reads the /metrics page (or a
+# metrics_delta page) on stdin.
 histogram_quantile() {
-    awk -v name="$1" -v q="$2" '
-        index($1, name "_bucket{") == 1 {
+    awk -v name="$1" -v q="$2" -v label="${3:-}" -v scale="${4:-1000}" -v low="${5:-0}" '
+        index($1, name "_bucket{") == 1 && index($1, label) > 0 {
             match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5)
             n++; les[n] = (le == "+Inf") ? 1e30 : le + 0; cum[n] = $2 + 0 }
         END {
             if (n == 0 || cum[n] == 0) { print "n/a"; exit }
-            rank = q * cum[n]; prev_le = 0; prev = 0
+            rank = q * cum[n]; prev_le = low; prev = 0
             for (i = 1; i <= n; i++) {
                 if (cum[i] >= rank) {
-                    if (les[i] >= 1e30) { printf "%.1f\n", prev_le * 1000; exit }
+                    if (les[i] >= 1e30) { printf "%.1f\n", prev_le * scale; exit }
                     v = prev_le + (les[i] - prev_le) * ((cum[i] > prev) ? (rank - prev) / (cum[i] - prev) : 1)
-                    printf "%.1f\n", v * 1000; exit }
+                    printf "%.1f\n", v * scale; exit }
                 prev_le = les[i]; prev = cum[i] }
         }'
+}
+# metrics_delta BEFORE AFTER: the AFTER /metrics page with every series' value minus its BEFORE value (the
+# counts a histogram gained between two scrapes).
+metrics_delta() {
+    awk 'NR == FNR { if ($1 !~ /^#/) b[$1] = $2; next } $1 ~ /^#/ { next } { print $1, $2 - b[$1] }' "$1" "$2"
+}
+# hist_mean NAME LABELS SCALE: sum / count of one histogram series on a (delta) page on stdin.
+hist_mean() {
+    awk -v s="$1_sum$2" -v c="$1_count$2" -v scale="$3" '$1 == s {sum = $2} $1 == c {n = $2}
+        END { if (n > 0) printf "%.1f\n", sum / n * scale; else print "n/a" }'
+}
+# batch_stats BEFORE AFTER: per phase (claim, complete): "batches mean p50 p99" of the batch sizes, then
+# "mean p50 p99" of the queue waits in µs: 14 fields.
+batch_stats() {
+    local d=$TMP/metrics_delta.txt ph out=""
+    metrics_delta "$1" "$2" >"$d"
+    for ph in claim complete; do
+        out+="$(awk -v c="paypath_group_commit_batch_size_count{phase=\"$ph\"}" '$1 == c {n = $2} END {printf "%d", n}' "$d") "
+        out+="$(hist_mean paypath_group_commit_batch_size "{phase=\"$ph\"}" 1 <"$d") "
+        out+="$(histogram_quantile paypath_group_commit_batch_size 0.5 "phase=\"$ph\"" 1 1 <"$d") "
+        out+="$(histogram_quantile paypath_group_commit_batch_size 0.99 "phase=\"$ph\"" 1 1 <"$d") "
+    done
+    for ph in claim complete; do
+        out+="$(hist_mean paypath_group_commit_wait_seconds "{phase=\"$ph\"}" 1e6 <"$d") "
+        out+="$(histogram_quantile paypath_group_commit_wait_seconds 0.5 "phase=\"$ph\"" 1e6 <"$d") "
+        out+="$(histogram_quantile paypath_group_commit_wait_seconds 0.99 "phase=\"$ph\"" 1e6 <"$d") "
+    done
+    echo "$out"
 }
 checkpoint() { psql -X -q "$PG_ADMIN_URL" -c CHECKPOINT >/dev/null 2>&1 || true; }
 
@@ -278,8 +394,16 @@ checkpoint() { psql -X -q "$PG_ADMIN_URL" -c CHECKPOINT >/dev/null 2>&1 || true;
 wrk_run() {
     local name=$1 conns=$2 script=$3 url=$4 threads=2 line errs
     ((conns < threads)) && threads=$conns
-    BENCH_DIR=$BENCH_DIR BENCH_API_KEY=$API_KEY wrk -t"$threads" -c"$conns" -d"${DUR}s" --timeout 10s \
-        -s "$BENCH_DIR/$script" "$url" >"$TMP/$name.out" 2>&1 || { log "wrk $name failed: $(tail -n 2 "$TMP/$name.out")"; return 1; }
+    # In a subshell of its own, which then reads its children's CPU (cutime + cstime): wrk's, in
+    # $TMP/NAME.ticks.
+    (
+        me=$BASHPID
+        BENCH_DIR=$BENCH_DIR BENCH_API_KEY=$API_KEY wrk -t"$threads" -c"$conns" -d"${DUR}s" --timeout 10s \
+            -s "$BENCH_DIR/$script" "$url" >"$TMP/$name.out" 2>&1
+        rc=$?
+        proc_ticks "$me" 1 >"$TMP/$name.ticks"
+        exit $rc
+    ) || { log "wrk $name failed: $(tail -n 2 "$TMP/$name.out")"; return 1; }
     line=$(grep '^BENCH ' "$TMP/$name.out") || { log "wrk $name printed no BENCH line"; return 1; }
     errs=$(( $(field "$line" non2xx) + $(field "$line" connect_err) + $(field "$line" read_err) + $(field "$line" write_err) + $(field "$line" timeouts) ))
     ((errs == 0)) || { log "wrk $name: $errs failed requests"; return 1; }
@@ -291,8 +415,15 @@ pgbench_run() {
     local name=$1 db=$2 script=$3 clients=$4 threads=2 tps failed pct
     ((clients < threads)) && threads=$clients
     rm -f "$TMP"/pgb_"$name".*
-    (cd "$TMP" && "$PGBENCH" -n -M prepared -c "$clients" -j "$threads" -T "$DUR" -f "$BENCH_DIR/$script" \
-        -l --log-prefix="pgb_$name" "$PG_BASE/$db") >"$TMP/$name.out" 2>&1 \
+    # pgbench's own CPU goes to $TMP/NAME.ticks, as wrk_run does for wrk.
+    (
+        me=$BASHPID
+        cd "$TMP" && "$PGBENCH" -n -M prepared -c "$clients" -j "$threads" -T "$DUR" -f "$BENCH_DIR/$script" \
+            -l --log-prefix="pgb_$name" "$PG_BASE/$db"
+        rc=$?
+        proc_ticks "$me" 1 >"$TMP/$name.ticks"
+        exit $rc
+    ) >"$TMP/$name.out" 2>&1 \
         || { log "pgbench $name failed: $(grep -m2 -i error "$TMP/$name.out")"; return 1; }
     tps=$(awk '/^tps = / {print $3; exit}' "$TMP/$name.out")
     failed=$(awk '/number of failed transactions:/ {print $5; exit}' "$TMP/$name.out")
@@ -369,16 +500,46 @@ wait_stack
 create_db "$DB_CH"
 start_api api "$DB_CH"
 API_URL=http://127.0.0.1:$PORT_api
-declare -A CH_PGB CH_PP RP_HZ RP_PP RP_HITS
+PG_PM=$(pg_postmaster)
+[[ -n "$PG_PM" ]] || log "PostgreSQL's processes are not visible in /proc: its CPU figures will be n/a"
+[[ -n "$(redis_pid)" ]] || log "Redis' process is not visible in /proc: its CPU figures will be n/a"
+# CH_*: "rate p50 p99"; CPU_*: "api pg redis load total" µs per charge committed (us_per); BATCH: batch_stats.
+declare -A CH_PGB CH_PP RP_HZ RP_PP RP_HITS CPU_PGB CPU_PP BATCH
 m_charges_pgbench() {
+    local n0 n1 m0 m1 r
     checkpoint
-    CH_PGB[$1]=$(pgbench_run "charges_c$1" "$DB_CH" charge_one_tx.sql "$1")
+    n0=$(settled "$DB_CH"); m0=$(cpu_mark "")
+    r=$(pgbench_run "charges_c$1" "$DB_CH" charge_one_tx.sql "$1") || return 1
+    n1=$(settled "$DB_CH"); m1=$(cpu_mark "")
+    CH_PGB[$1]=$r
+    # Every pgbench transaction commits one charge; the api and Redis take no part (their columns: n/a).
+    CPU_PGB[$1]=$(us_per "$m0" "$m1" "$(cat "$TMP/charges_c$1.ticks")" $((n1 - n0)) | awk '{$1 = "n/a"; $3 = "n/a"; $5 = ($2 == "n/a") ? "n/a" : $2 + $4; print}')
+}
+# m_charges_api API URL NAME CONNS: wrk with fresh keys against one api; sets LAST_CH ("rate p50 p99"),
+# LAST_CPU (us_per over the charges the database gained) and LAST_BATCH (batch_stats from its /metrics).
+m_charges_api() {
+    local api=$1 url=$2 name=$3 conns=$4 line n0 n1 m0 m1
+    checkpoint
+    curl -fsS --max-time 5 "$url/metrics" >"$TMP/$name.metrics0" || return 1
+    n0=$(settled "$DB_CH"); m0=$(cpu_mark "$api")
+    line=$(BENCH_NONCE="$name-$RANDOM-$ID" wrk_run "$name" "$conns" charge_new.lua "$url") || return 1
+    n1=$(settled "$DB_CH"); m1=$(cpu_mark "$api")
+    curl -fsS --max-time 5 "$url/metrics" >"$TMP/$name.metrics1" || return 1
+    # Every request wrk counted got a 201 (wrk_run checks), so the database gained at least that many.
+    (( n1 - n0 >= $(field "$line" requests) )) || { log "$name: $((n1 - n0)) charges committed for $(field "$line" requests) requests"; return 1; }
+    LAST_CH="$(field "$line" rps) $(field "$line" p50_ms) $(field "$line" p99_ms)"
+    LAST_CPU=$(us_per "$m0" "$m1" "$(cat "$TMP/$name.ticks")" $((n1 - n0)))
+    LAST_BATCH=$(batch_stats "$TMP/$name.metrics0" "$TMP/$name.metrics1")
 }
 m_charges_paypath() {
-    local line
-    checkpoint
-    line=$(BENCH_NONCE="n$1-$RANDOM-$ID" wrk_run "new_c$1" "$1" charge_new.lua "$API_URL") || return 1
-    CH_PP[$1]="$(field "$line" rps) $(field "$line" p50_ms) $(field "$line" p99_ms)"
+    m_charges_api api "$API_URL" "new_c$1" "$1" || return 1
+    CH_PP[$1]=$LAST_CH; CPU_PP[$1]=$LAST_CPU; BATCH[$1]=$LAST_BATCH
+}
+# Before and after group commit, in the same minute: the same api with --no-group-commit (one statement or
+# transaction per claim and per completion, the path kept for comparison), its own process, same database.
+m_charges_nogc() {
+    m_charges_api api_nogc "http://127.0.0.1:$PORT_api_nogc" "nogc_c$1" "$1" || return 1
+    CH_NOGC=$LAST_CH; CPU_NOGC=$LAST_CPU
 }
 for c in $CONCS; do
     log "new charges, $c clients: pgbench"
@@ -386,6 +547,10 @@ for c in $CONCS; do
     log "new charges, $c clients: paypath (wrk)"
     measure "paypath charges, $c clients" m_charges_paypath "$c"
 done
+log "new charges, $NOGC_CONC clients: paypath --no-group-commit (wrk)"
+start_api api_nogc "$DB_CH" --no-group-commit
+measure "paypath --no-group-commit charges, $NOGC_CONC clients" m_charges_nogc "$NOGC_CONC"
+stop api_nogc
 
 # ======================================================================================================
 # 2. Replays (Redis hot tier) vs /healthz on the same api process.
@@ -447,6 +612,52 @@ for c in $CONCS; do
         measure "replays, $c connections" m_replay "$c"
     fi
 done
+# ======================================================================================================
+# 2b. Duplicate storm: STORM_N concurrent requests with ONE key, against the api above (Redis SETNX gate
+# on) and against one without Redis, counting the PostgreSQL statements each caused (pg_stat_statements,
+# which the stack preloads with track = all: statements inside functions count too, and so do BEGIN and
+# COMMIT). A lone request with a fresh key is counted the same way, for what one charge costs by itself.
+# The counters are reset for the bench's database only (other suites may count their own).
+sql "$DB_CH" "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null || die "CREATE EXTENSION pg_stat_statements failed"
+# The view errors unless the server preloads the library (a stack started before it did: down, then up).
+sql "$DB_CH" "SELECT count(*) FROM pg_stat_statements" >/dev/null 2>&1 \
+    || die "PostgreSQL does not preload pg_stat_statements (scripts/stack down, then up, starts it with it)"
+PSS_DB="(SELECT oid FROM pg_database WHERE datname = current_database())"
+pss_reset() { sql "$DB_CH" "SELECT pg_stat_statements_reset(0, $PSS_DB, 0)" >/dev/null; }
+# pss_count FILE: the statements run in the bench database since the reset (the bench's own queries on
+# pg_stat_statements excluded); the per-statement breakdown goes to FILE.
+pss_count() {
+    sql "$DB_CH" "SELECT calls || ' ' || regexp_replace(left(query, 70), '\s+', ' ', 'g') FROM pg_stat_statements
+                  WHERE dbid = $PSS_DB AND query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC" >"$1"
+    awk '{n += $1} END {print n + 0}' "$1"
+}
+# m_storm API URL TAG: sets STORM_<TAG> ("statements created replayed 409s other failed charges").
+m_storm() {
+    local api=$1 url=$2 tag=$3 key="storm-$3-$RANDOM-$ID" line stmts charges
+    pss_reset || return 1
+    line=$("$LOAD" storm --url "$url" --api-key "$API_KEY" --prefix "$key" --count "$STORM_N" 2>&1) \
+        || { log "storm $tag: $line"; return 1; }
+    stmts=$(pss_count "$TMP/storm_$tag.pss") || return 1
+    charges=$(sql "$DB_CH" "SELECT count(*) FROM charges WHERE idem_key = '$key'")
+    ((charges == 1 && $(field "$line" created) == 1)) || { log "storm $tag: $charges charges, $line"; return 1; }
+    printf -v "STORM_$tag" '%s' "$stmts $(field "$line" created) $(field "$line" replayed) $(field "$line" status_409) $(field "$line" other) $(field "$line" failed) $charges"
+}
+m_lone() {
+    local line
+    pss_reset || return 1
+    line=$("$LOAD" storm --url "$API_URL" --api-key "$API_KEY" --prefix "lone-$RANDOM-$ID" --count 1 2>&1) \
+        || { log "lone charge: $line"; return 1; }
+    ((  $(field "$line" created) == 1 )) || { log "lone charge: $line"; return 1; }
+    STORM_LONE=$(pss_count "$TMP/storm_lone.pss")
+}
+log "duplicate storm: $STORM_N requests with one key, Redis gate on"
+measure "one lone charge" m_lone
+measure "duplicate storm, Redis on" m_storm api "$API_URL" REDIS
+log "duplicate storm: $STORM_N requests with one key, no Redis"
+start_api api_noredis "$DB_CH" --no-redis
+measure "duplicate storm, no Redis" m_storm api_noredis "http://127.0.0.1:$PORT_api_noredis" NOREDIS
+stop api_noredis
+
 RSS_API=$(hwm_mib api)
 stop api
 
@@ -663,19 +874,31 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
     echo
     echo "| figure | paypath | limit | ratio | target | verdict |"
     echo "|---|---|---|---|---|---|"
+    # Issue 11's targets apply at 32 and 64 clients (new charges) and 64 connections (replays); the other
+    # concurrencies are shown for the trend.
     for c in $CONCS; do
         r=$(ratio "$(col "${CH_PP[$c]}" 1)" "$(col "${CH_PGB[$c]}" 1)")
-        echo "| new charges, $c clients | $(col "${CH_PP[$c]}" 1)/s | pgbench $(col "${CH_PGB[$c]}" 1)/s | $r | >= 2.0 at 32 and 64 | $(verdict "$r" ">=" 2.0) |"
+        v="(no target at $c)"; ((c == 32 || c == 64)) && v=$(verdict "$r" ">=" 2.0)
+        echo "| new charges, $c clients | $(col "${CH_PP[$c]}" 1)/s | pgbench $(col "${CH_PGB[$c]}" 1)/s | $r | >= 2.0 at 32 and 64 | $v |"
     done
     for c in $CONCS; do
-        r=$(ratio "$(col "${RP_PP[$c]}" 1)" "$(col "${RP_HZ[$c]}" 1)")
-        echo "| replays, $c connections | $(col "${RP_PP[$c]}" 1)/s | /healthz $(col "${RP_HZ[$c]}" 1)/s | $r | >= 0.3 | $(verdict "$r" ">=" 0.3) |"
+        r=$(ratio "$(col "${CH_PP[$c]}" 1)" "$(col "${CH_PGB[$c]}" 1)")
+        echo "| CPU per new charge, $c clients (api + PostgreSQL + Redis + load tool) | $(col "${CPU_PP[$c]}" 5) µs | pgbench $(col "${CPU_PGB[$c]}" 5) µs (PostgreSQL + pgbench) | $(ratio "$(col "${CPU_PP[$c]}" 5)" "$(col "${CPU_PGB[$c]}" 5)") | informational | - |"
     done
+    echo "| new charges, $NOGC_CONC clients, group commit vs \`--no-group-commit\` | $(col "${CH_PP[$NOGC_CONC]:-n/a}" 1)/s | one at a time $(col "$CH_NOGC" 1)/s | $(ratio "$(col "${CH_PP[$NOGC_CONC]:-0}" 1)" "$(col "$CH_NOGC" 1)") | informational | - |"
+    for c in $CONCS; do
+        r=$(ratio "$(col "${RP_PP[$c]}" 1)" "$(col "${RP_HZ[$c]}" 1)")
+        v="(no target at $c)"; ((c == 64)) && v=$(verdict "$r" ">=" 0.7)
+        echo "| replays, $c connections | $(col "${RP_PP[$c]}" 1)/s | /healthz $(col "${RP_HZ[$c]}" 1)/s | $r | >= 0.7 at 64 | $v |"
+    done
+    echo "| duplicate storm, $STORM_N requests with one key: PostgreSQL statements | $(col "$STORM_REDIS" 1) (one lone charge: $STORM_LONE) | no Redis: $(col "$STORM_NOREDIS" 1) | | a handful (<= $STORM_TARGET) | $(verdict "$(col "$STORM_REDIS" 1)" "<" $((STORM_TARGET + 1))) |"
     r=$(ratio "$RELAY_RATE" "$PLAIN_RATE")
     echo "| relay, $BACKLOG-row backlog | $RELAY_RATE/s | plain confirms loop $PLAIN_RATE/s | $r | >= 0.5 | $(verdict "$r" ">=" 0.5) |"
     r=$(ratio "$CONS_RATE" "$CONS_PGB_BEST")
     echo "| consumer, $BACKLOG events | $CONS_RATE/s | pgbench apply SQL $CONS_PGB_BEST/s | $r | >= 0.5 | $(verdict "$r" ">=" 0.5) |"
     echo "| end to end at $E2E_RATE charges/s, commit to apply | p50 $E2E_DB_P50 ms, p99 $E2E_DB_P99 ms | | | p99 < 50 ms | $(verdict "$E2E_DB_P99" "<" 50) |"
+    RSS_MAX=$(awk -v a="$RSS_API" -v b="$RSS_E2E_API" 'BEGIN { print (a > b) ? a : b }')
+    echo "| api peak RSS (VmHWM), all its runs (section 6) | $RSS_MAX MiB | | | < 64 MiB | $(verdict "$RSS_MAX" "<" 64) |"
     echo
     echo "Analysis of the misses and what would close them: [below](#analysis)."
     echo
@@ -694,6 +917,64 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
         echo "| $c | $(col "${CH_PGB[$c]}" 1) | $(col "${CH_PGB[$c]}" 2) | $(col "${CH_PGB[$c]}" 3) | $(col "${CH_PP[$c]}" 1) | $(col "${CH_PP[$c]}" 2) | $(col "${CH_PP[$c]}" 3) | $(ratio "$(col "${CH_PP[$c]}" 1)" "$(col "${CH_PGB[$c]}" 1)") |"
     done
     echo
+    echo "### CPU per new charge"
+    echo
+    echo "From /proc (utime + stime, $HZ ticks/s) before and after each run above, divided by the charges the"
+    echo "database gained (counted in \`charges\` once the count stopped moving, not from the load tool). api: the"
+    echo "\`paypath api\` process. PostgreSQL: all its processes: the live children of the postmaster (backends,"
+    echo "walwriter, checkpointer, ...) plus the postmaster's own ticks and its cutime + cstime, where a backend's"
+    echo "ticks go when it exits (pgbench's connections end with its run). Redis: \`redis-server\` (plus reaped"
+    echo "children). Load tool: wrk or pgbench (its parent subshell's cutime + cstime). µs of CPU per charge;"
+    echo "other suites' work on the same servers, if any, counts in the PostgreSQL and Redis columns."
+    echo
+    echo "| run | clients | rate | api µs | PostgreSQL µs | Redis µs | load tool µs | total µs |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for c in $CONCS; do
+        set -- ${CPU_PP[$c]}
+        echo "| paypath (group commit), wrk | $c | $(col "${CH_PP[$c]}" 1)/s | $1 | $2 | $3 | $4 | $5 |"
+    done
+    set -- $CPU_NOGC
+    echo "| paypath \`--no-group-commit\`, wrk | $NOGC_CONC | $(col "$CH_NOGC" 1)/s | $1 | $2 | $3 | $4 | $5 |"
+    for c in $CONCS; do
+        set -- ${CPU_PGB[$c]}
+        echo "| pgbench one-transaction SQL | $c | $(col "${CH_PGB[$c]}" 1)/s | - | $2 | - | $4 | $5 |"
+    done
+    echo
+    echo "### Before and after group commit ($NOGC_CONC clients, same run, same database)"
+    echo
+    echo "The same binary with \`--no-group-commit\` (one statement or transaction per claim and per completion,"
+    echo "the path kept for comparison), a process of its own, measured right after the group-commit runs."
+    echo
+    echo "| api | charges/s | p50 ms | p99 ms | api µs/charge | PostgreSQL µs | Redis µs | wrk µs | total µs |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    if [[ -n "${CH_PP[$NOGC_CONC]:-}" ]]; then
+        set -- ${CPU_PP[$NOGC_CONC]}
+        echo "| group commit (default) | $(col "${CH_PP[$NOGC_CONC]}" 1) | $(col "${CH_PP[$NOGC_CONC]}" 2) | $(col "${CH_PP[$NOGC_CONC]}" 3) | $1 | $2 | $3 | $4 | $5 |"
+    fi
+    set -- $CPU_NOGC
+    echo "| \`--no-group-commit\` | $(col "$CH_NOGC" 1) | $(col "$CH_NOGC" 2) | $(col "$CH_NOGC" 3) | $1 | $2 | $3 | $4 | $5 |"
+    echo
+    echo "### Batch sizes and waits actually seen"
+    echo
+    echo "From the api's /metrics scraped before and after each group-commit run above (the histograms' growth"
+    echo "over the run): \`paypath_group_commit_batch_size\` (items per batch; buckets 1, 2, 4, 8, 16, 32, 64 ...)"
+    echo "and \`paypath_group_commit_wait_seconds\` (each item's time in the queue before its batch left), per"
+    echo "phase. Mean = sum / count; p50 and p99 interpolated within the buckets, as histogram_quantile does."
+    echo
+    echo "| clients | claim batches | claim items/batch mean | p50 | p99 | complete batches | complete items/batch mean | p50 | p99 |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for c in $CONCS; do
+        set -- ${BATCH[$c]}
+        echo "| $c | $1 | $2 | $3 | $4 | $5 | $6 | $7 | $8 |"
+    done
+    echo
+    echo "| clients | claim wait mean µs | p50 µs | p99 µs | complete wait mean µs | p50 µs | p99 µs |"
+    echo "|---|---|---|---|---|---|---|"
+    for c in $CONCS; do
+        set -- ${BATCH[$c]}
+        echo "| $c | $9 | ${10} | ${11} | ${12} | ${13} | ${14} |"
+    done
+    echo
     echo "## 2. Replays"
     echo
     echo "Ceiling: wrk on \`GET /healthz\` of the same api process. paypath: wrk ([charge_replay.lua](charge_replay.lua))"
@@ -706,6 +987,36 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
     for c in $CONCS; do
         echo "| $c | $(col "${RP_HZ[$c]}" 1) | $(col "${RP_HZ[$c]}" 2) | $(col "${RP_HZ[$c]}" 3) | $(col "${RP_PP[$c]}" 1) | $(col "${RP_PP[$c]}" 2) | $(col "${RP_PP[$c]}" 3) | $(ratio "$(col "${RP_PP[$c]}" 1)" "$(col "${RP_HZ[$c]}" 1)") |"
     done
+    echo
+    echo "## 2b. Duplicate storm"
+    echo
+    echo "\`pp_bench_load storm\` ([load.cc](load.cc)): $STORM_N connections opened first, then $STORM_N POSTs with ONE"
+    echo "fresh Idempotency-Key and the same body released together (a barrier). PostgreSQL statements from"
+    echo "pg_stat_statements (preloaded by the stack, track = all, so BEGIN/COMMIT and statements inside functions"
+    echo "count), reset for the bench's database just before, summed over that database after (the bench's own"
+    echo "queries on pg_stat_statements excluded). Checked: exactly one charge for the key, exactly one 201 that"
+    echo "is not a replay, no other status, no failed request. \"No Redis\": a second api on the same database"
+    echo "without PAYPATH_REDIS_URL (no hot tier, no SETNX gate). For scale: one lone request with a fresh key"
+    echo "caused $STORM_LONE statements."
+    echo
+    echo "| api | PostgreSQL statements | 201 created | 201 replayed | 409 | other | failed | charges for the key |"
+    echo "|---|---|---|---|---|---|---|---|"
+    set -- $STORM_REDIS
+    echo "| Redis gate on (default) | $1 | $2 | $3 | $4 | $5 | $6 | $7 |"
+    set -- $STORM_NOREDIS
+    echo "| no Redis | $1 | $2 | $3 | $4 | $5 | $6 | $7 |"
+    echo
+    echo "Statements by text (calls, first 70 characters), Redis gate on:"
+    echo
+    echo '```'
+    cat "$TMP/storm_REDIS.pss"
+    echo '```'
+    echo
+    echo "No Redis:"
+    echo
+    echo '```'
+    cat "$TMP/storm_NOREDIS.pss"
+    echo '```'
     echo
     echo "## 3. Relay"
     echo
@@ -761,9 +1072,11 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
     echo
     echo "## 6. Peak memory (VmHWM) under load"
     echo
+    echo "Target (issue 11): the api below 64 MiB."
+    echo
     echo "| process | load | peak RSS MiB |"
     echo "|---|---|---|"
-    echo "| paypath api | new charges and replays, up to $(echo $CONCS | awk '{print $NF}') connections | $RSS_API |"
+    echo "| paypath api | new charges, replays and the duplicate storm, up to $(echo $CONCS $STORM_N | tr ' ' '\n' | sort -n | tail -n1) connections | $RSS_API |"
     echo "| paypath relay | $BACKLOG-row backlog, rate limit off | $RSS_RELAY |"
     echo "| paypath consumer | $BACKLOG queued events | $RSS_CONSUMER |"
     echo "| paypath api | end to end, $E2E_RATE charges/s | $RSS_E2E_API |"
