@@ -20,8 +20,11 @@
 //       answer: connect, write or read error). Exit 1 if any request failed or got an unexpected status
 //       (anything but 201 and 409).
 //
-// open and seed use client::HttpTransport (a fresh connection per request, as paypath's own client does);
-// storm uses raw sockets, to hold the connections open until the release.
+// open and seed keep one connection per worker alive (HTTP/1.1 keep-alive, reopened after an error or a
+// Connection: close), as a service calling a payment API does and as wrk does for the closed-loop figures;
+// `--fresh-connections 1` opens a new connection per request instead (client::HttpTransport, as paypath's
+// own retrying client does), which on a 2-core machine costs the api and the load tool a TCP handshake
+// and a teardown per charge. storm uses raw sockets, to hold the connections open until the release.
 #include <algorithm>
 #include <atomic>
 #include <barrier>
@@ -29,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,11 +54,13 @@ struct Args {
   std::string mode, url, api_key, prefix;
   double rate = 1000, duration_s = 10;
   int workers = 64, count = 1000;
+  bool fresh_connections = false;
 };
 
 int Usage() {
   std::fprintf(stderr,
                "usage: pp_bench_load open --url U --api-key K --prefix P --rate R --duration S [--workers W]\n"
+               "                          [--fresh-connections 1]\n"
                "       pp_bench_load seed --url U --api-key K --prefix P --count N [--workers W]\n"
                "       pp_bench_load storm --url U --api-key K --prefix KEY --count N\n");
   return 2;
@@ -72,6 +78,7 @@ bool ParseArgs(int argc, char** argv, Args& a) {
     else if (k == "--duration") a.duration_s = std::atof(v.c_str());
     else if (k == "--workers") a.workers = std::atoi(v.c_str());
     else if (k == "--count") a.count = std::atoi(v.c_str());
+    else if (k == "--fresh-connections") a.fresh_connections = v == "1";
     else return false;
   }
   return !a.url.empty() && !a.api_key.empty() && !a.prefix.empty() && a.rate > 0 && a.duration_s > 0 &&
@@ -88,6 +95,51 @@ client::HttpRequest ChargeRequest(const Args& a, long i) {
   r.body = kBody;
   return r;
 }
+
+// One worker's keep-alive connection: reopened when it is closed, fails, or the server asks to close.
+class KeepAlive {
+ public:
+  KeepAlive(const client::HttpUrl& url, Clock& clock) : url_(url), clock_(clock) {}
+
+  // The status of the answer to a POST of the charge with key `key`, or 0 if none came (connect, write or
+  // read failure, timeout). A request written on a reused connection that the server had closed meanwhile
+  // (no byte of an answer) is sent once more on a fresh connection; the same Idempotency-Key makes that
+  // safe (at worst the second answer is a replay, counted as ok: it is a 201).
+  int Post(const Args& a, const std::string& key, std::chrono::milliseconds timeout) {
+    const auto deadline = Steady::now() + timeout;
+    std::string raw = "POST " + url_.base_path + "/v1/charges HTTP/1.1\r\nHost: " + url_.host +
+                      "\r\nAuthorization: Bearer " + a.api_key + "\r\nIdempotency-Key: " + key +
+                      "\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(std::strlen(kBody)) + "\r\n\r\n" + kBody;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const bool reused = fd_.has_value();
+      if (!fd_) {
+        auto fd = net::ConnectTcp(url_.host, url_.port, clock_, deadline);
+        if (!fd.ok()) return 0;
+        fd_.emplace(std::move(fd.value()));
+        buf_.clear();
+      }
+      http1::Parsed msg;
+      http1::ReadStatus rs = http1::ReadStatus::kNoData;
+      if (net::WriteAll(fd_->get(), raw, clock_, deadline) == net::IoStatus::kOk) {
+        rs = http1::ReadMessage(fd_->get(), &buf_, true, "POST", clock_, deadline, &msg);
+      }
+      if (rs == http1::ReadStatus::kComplete) {
+        if (msg.head.WantsClose()) fd_.reset();
+        return msg.head.status;
+      }
+      fd_.reset();
+      if (!(reused && rs == http1::ReadStatus::kNoData)) return 0;
+    }
+    return 0;
+  }
+
+ private:
+  const client::HttpUrl& url_;
+  Clock& clock_;
+  std::optional<net::Fd> fd_;
+  std::string buf_;
+};
 
 struct Tally {
   long ok = 0, non201 = 0, failed = 0;
@@ -119,6 +171,7 @@ int Run(const Args& a, bool open_loop) {
   for (int w = 0; w < a.workers; ++w) {
     threads.emplace_back([&, w] {
       Tally& t = tallies[w];
+      KeepAlive conn(url.value(), SystemClock::Instance());
       for (;;) {
         long i = next.fetch_add(1);
         if (i >= total) return;
@@ -127,11 +180,17 @@ int Run(const Args& a, bool open_loop) {
           due = start + std::chrono::duration_cast<Steady::duration>(period * static_cast<double>(i));
           std::this_thread::sleep_until(due);
         }
-        client::Exchange ex = transport.RoundTrip(ChargeRequest(a, i), std::chrono::milliseconds(10000));
+        int status;
+        if (a.fresh_connections) {
+          client::Exchange ex = transport.RoundTrip(ChargeRequest(a, i), std::chrono::milliseconds(10000));
+          status = ex.kind == client::Exchange::Kind::kResponse ? ex.response.status : 0;
+        } else {
+          status = conn.Post(a, a.prefix + "-" + std::to_string(i), std::chrono::milliseconds(10000));
+        }
         double ms = std::chrono::duration<double, std::milli>(Steady::now() - due).count();
-        if (ex.kind != client::Exchange::Kind::kResponse) {
+        if (status == 0) {
           t.failed++;
-        } else if (ex.response.status == 201) {
+        } else if (status == 201) {
           t.ok++;
           t.latency_ms.push_back(ms);
         } else {

@@ -1038,7 +1038,7 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
     echo "## 4. Consumer"
     echo
     echo "The $BACKLOG events the relay queued (consumer stopped meanwhile), drained by \`paypath consumer\`"
-    echo "(defaults: prefetch 50, batch 50; mean events per transaction: $CONS_BATCH). Rate from inbox.received_at"
+    echo "(defaults: prefetch 200, batch 50; mean events per transaction: $CONS_BATCH). Rate from inbox.received_at"
     echo "(each batch's transaction start), as for the relay; wall clock from start to the last apply: ${CONS_WALL} s."
     echo "Limit: pgbench running the consumer's apply SQL ([consumer_apply.sql](consumer_apply.sql): inbox insert,"
     echo "2 postings, 2 balance upserts, one event per transaction) with fresh ids, at 1 client (the consumer's"

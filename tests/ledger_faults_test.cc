@@ -88,7 +88,7 @@ TEST_F(LedgerFaultsTest, ReadOnlyLedgerDatabaseDeadLettersNothingAndAppliesTheBa
                         seconds(30)))
       << "the consumer never hit the read-only database";
   EXPECT_EQ(fx_->Depth(fx_->queue() + ".dlq"), 0) << "healthy messages were dead-lettered while the database was read-only";
-  EXPECT_EQ(fx_->Depth(fx_->queue()), 0) << "the consumer should hold the backlog (prefetch 50)";
+  EXPECT_EQ(fx_->Depth(fx_->queue()), 0) << "the consumer should hold the backlog (prefetch 200)";
   EXPECT_EQ(fx_->InboxRows(), 1);
 
   ASSERT_EQ(QueryScalar(PgUrl(), "ALTER DATABASE " + db + " RESET default_transaction_read_only"), "");

@@ -26,7 +26,7 @@ struct Flags {
   std::string metrics_listen;
   std::string queue = amqp::kDefaultQueue;
   int delivery_limit = amqp::kDefaultDeliveryLimit;
-  int prefetch = 50;
+  int prefetch = 200;  // ConsumerOptions::prefetch
   int batch = 50;
   bool migrate = true;
   // audit
