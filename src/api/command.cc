@@ -183,7 +183,7 @@ int RunApi(const ApiFlags& f) {
   Clock& clock = SystemClock::Instance();
   Random& random = SystemRandom::Instance();
   // One connection per handler thread plus one for the purge loop and readiness checks.
-  store::PgSessionOptions session;
+  store::PgSessionOptions session = store::PgSessionOptions::Api();
   session.statement_timeout = std::chrono::milliseconds(f.pg_statement_timeout_ms);
   session.idle_in_transaction_timeout = std::chrono::milliseconds(f.pg_idle_in_transaction_timeout_ms);
   store::GroupCommitOptions gc;

@@ -51,7 +51,10 @@ struct ConnectParams {
         app(application_name),
         options("-c statement_timeout=" + std::to_string(s.statement_timeout.count()) +
                 " -c idle_in_transaction_session_timeout=" + std::to_string(s.idle_in_transaction_timeout.count()) +
-                " -c plan_cache_mode=force_custom_plan"),
+                (s.plans == PgSessionOptions::Plans::kPointLookups
+                     ? " -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_hashjoin=off"
+                       " -c enable_mergejoin=off -c jit=off"
+                     : " -c plan_cache_mode=force_custom_plan")),
         timeout(std::move(connect_timeout_s)),
         idle(std::to_string(s.keepalives_idle.count())),
         interval(std::to_string(s.keepalives_interval.count())),

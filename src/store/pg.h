@@ -81,14 +81,36 @@ struct PgSessionOptions {
   // while a query is in flight). 10 s: the same order as the keepalive bound; it does not limit how long
   // the server may take to answer, only how long the network may stay silent.
   std::chrono::milliseconds tcp_user_timeout{10000};
-  // Every session also runs with plan_cache_mode = force_custom_plan (not optional): PgConn::Exec prepares
-  // each statement once per session, and PostgreSQL would switch a prepared statement to a cached generic
-  // plan after five executions. The batch statements work over arrays (unnest) whose length a generic plan
-  // cannot see, against tables that a fresh deployment starts empty; the generic plan chosen then (a hash
-  // join over a sequential scan of charges and of idempotency_keys) stayed for the session's life while the
-  // tables grew: every batch read the whole table (2,223 buffers per claim at 100,000 rows in
-  // group_commit_test, ~2 ms per batch at 15,000 rows in the bench). A custom plan sees the arrays' values
-  // and the tables' current size; planning costs tens of microseconds per statement, once per batch.
+  // How prepared statements are planned. PgConn::Exec prepares each statement once per session, and
+  // PostgreSQL would switch a prepared statement to a cached generic plan after five executions, chosen
+  // from the statistics of that moment. The api's batch statements work over arrays (unnest) against
+  // tables that a fresh deployment starts empty; the generic plan chosen then (a hash join over a
+  // sequential scan of charges and of idempotency_keys) stayed for the session's life while the tables
+  // grew: every batch read the whole table (2,223 buffers per claim at 100,000 rows in group_commit_test,
+  // ~2 ms per batch at 15,000 rows in the bench). So no session keeps a plan made from statistics:
+  //  - kCustom (the default: relay, consumer, audit, tools): plan_cache_mode = force_custom_plan, every
+  //    execution planned for its own values and the tables' current size;
+  //  - kPointLookups (the api, Api()): every statement the api runs finds its rows by key, so its sessions
+  //    plan each statement once (plan_cache_mode = force_generic_plan) with sequential scans, hash joins
+  //    and merge joins priced out (enable_seqscan, enable_hashjoin, enable_mergejoin = off): nested loops
+  //    over index scans whatever the statistics say, a plan that cannot turn into a table scan as the
+  //    tables grow. A statement with no index to use still runs (the planner falls back to a sequential
+  //    scan at a penalty price: the retention purge's scan for stale in-flight rows, every 10 s), and jit
+  //    is off, since that penalty price would otherwise cross jit_above_cost and compile the plan (tens
+  //    of milliseconds) on every such execution. Custom planning of the batch statements had cost ~350 us of PostgreSQL's
+  //    CPU per completion batch and ~190 us per claim batch (pg_stat_statements with track_planning, 32
+  //    clients, batches of ~7): a quarter of the database's CPU per charge.
+  //    [GroupCommitTest.TheApisSessionsPlanEachBatchStatementOnce,
+  //     GroupCommitTest.BatchStatementsKeepUsingIndexesAfterTheTablesGrowFromEmpty]
+  enum class Plans { kCustom, kPointLookups };
+  Plans plans = Plans::kCustom;
+
+  // The api's sessions: the defaults above, with Plans::kPointLookups.
+  static PgSessionOptions Api() {
+    PgSessionOptions o;
+    o.plans = Plans::kPointLookups;
+    return o;
+  }
 };
 
 // Owns a PGconn. Not copyable, not thread-safe: one thread uses a connection at a time.
