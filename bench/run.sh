@@ -1094,7 +1094,7 @@ col() { echo "$1" | awk -v i="$2" '{print $i}'; }
     echo
     echo "- CPU: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) cores; memory $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
     echo "- OS: Debian $(cat /etc/debian_version 2>/dev/null || echo '?'), kernel $(uname -r)"
-    echo "- paypath: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]] && echo ' with uncommitted changes'), build type $(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null), $(c++ --version | head -n1)"
+    echo "- paypath: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n "$(git -C "$ROOT" status --porcelain -- . ':!bench/results.md' ':!bench/analysis.md' 2>/dev/null)" ]] && echo ' with uncommitted changes'), build type $(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null), $(c++ --version | head -n1)"
     echo "- PostgreSQL $(sql "$(basename "$PG_ADMIN_URL")" "SHOW server_version") (fsync=$(sql "$(basename "$PG_ADMIN_URL")" "SHOW fsync"), synchronous_commit=$(sql "$(basename "$PG_ADMIN_URL")" "SHOW synchronous_commit"), shared_buffers=$(sql "$(basename "$PG_ADMIN_URL")" "SHOW shared_buffers"))"
     echo "- $(dpkg-query -W -f='${Package} ${Version}, ' redis-server rabbitmq-server wrk libbenchmark-dev librabbitmq-dev 2>/dev/null | sed 's/, $//')"
     echo "- pgbench: $("$PGBENCH" --version)"
