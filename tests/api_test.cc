@@ -46,6 +46,17 @@ const char* kKeyA = "sk_test_tenant_a";
 const char* kKeyB = "sk_test_tenant_b";
 const std::string kBody = R"({"account_id":"acct_1","amount":1234,"currency":"USD","description":"coffee"})";
 
+// The request ChargeApi::Create/CreateAsync gets from the HTTP layer for a POST of kBody with tenant A's key.
+http::HttpRequest ChargeRequestA(const std::string& idempotency_key) {
+  http::HttpRequest req;
+  req.method = "POST";
+  req.target = "/v1/charges";
+  req.headers = {{"Authorization", std::string("Bearer ") + kKeyA}, {"Idempotency-Key", idempotency_key},
+                 {"Content-Type", "application/json"}};
+  req.body = kBody;
+  return req;
+}
+
 // The api host's wall clock a day behind (a badly set host clock, or a test that pins time): nothing the
 // database stores or purges may depend on it.
 class SkewedClock : public Clock {
@@ -777,12 +788,7 @@ TEST_F(ApiTest, AReplayIsServedFromTheInProcessCacheWithoutRedisOrPostgres) {
   opts.lease = std::chrono::milliseconds(5000);
   api::ChargeApi charges({{kKeyA, "tenant_a"}}, *store_, tier, SystemClock::Instance(), SystemRandom::Instance(), opts);
   const std::string key = NewKey("local");
-  http::HttpRequest req;
-  req.method = "POST";
-  req.target = "/v1/charges";
-  req.headers = {{"Authorization", std::string("Bearer ") + kKeyA}, {"Idempotency-Key", key},
-                 {"Content-Type", "application/json"}};
-  req.body = kBody;
+  const http::HttpRequest req = ChargeRequestA(key);
   http::HttpResponse first = charges.Create(req);
   ASSERT_EQ(first.status, 201) << first.body;
   ForgetInRedis("tenant_a", key);  // Redis no longer has it
@@ -835,12 +841,7 @@ TEST_F(ApiTest, CreateAsyncNeverWaitsForRedisOnTheCallersThread) {
   };
   auto out = std::make_shared<Answer>();
   const std::string key = NewKey("noblock");
-  http::HttpRequest req;
-  req.method = "POST";
-  req.target = "/v1/charges";
-  req.headers = {{"Authorization", std::string("Bearer ") + kKeyA}, {"Idempotency-Key", key},
-                 {"Content-Type", "application/json"}};
-  req.body = kBody;
+  const http::HttpRequest req = ChargeRequestA(key);
   const auto start = std::chrono::steady_clock::now();
   charges.CreateAsync(req, out);
   const auto returned = std::chrono::steady_clock::now() - start;

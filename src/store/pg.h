@@ -97,9 +97,9 @@ struct PgSessionOptions {
   //    tables grow. A statement with no index to use still runs (the planner falls back to a sequential
   //    scan at a penalty price: the retention purge's scan for stale in-flight rows, every 10 s), and jit
   //    is off, since that penalty price would otherwise cross jit_above_cost and compile the plan (tens
-  //    of milliseconds) on every such execution. Custom planning of the batch statements had cost ~350 us of PostgreSQL's
-  //    CPU per completion batch and ~190 us per claim batch (pg_stat_statements with track_planning, 32
-  //    clients, batches of ~7): a quarter of the database's CPU per charge.
+  //    of milliseconds) on every such execution. Custom planning of the batch statements had cost ~350 us
+  //    of PostgreSQL's CPU per completion batch and ~190 us per claim batch (pg_stat_statements with
+  //    track_planning, 32 clients, batches of ~7): a quarter of the database's CPU per charge.
   //    [GroupCommitTest.TheApisSessionsPlanEachBatchStatementOnce,
   //     GroupCommitTest.BatchStatementsKeepUsingIndexesAfterTheTablesGrowFromEmpty]
   enum class Plans { kCustom, kPointLookups };
