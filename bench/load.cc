@@ -96,6 +96,14 @@ client::HttpRequest ChargeRequest(const Args& a, long i) {
   return r;
 }
 
+// The bytes of a POST /v1/charges of kBody with Idempotency-Key `key`, for the raw-socket senders (the
+// keep-alive workers and the storm); `close` adds Connection: close.
+std::string RawChargePost(const client::HttpUrl& url, const Args& a, const std::string& key, bool close) {
+  return "POST " + url.base_path + "/v1/charges HTTP/1.1\r\nHost: " + url.host + "\r\nAuthorization: Bearer " +
+         a.api_key + "\r\nIdempotency-Key: " + key + "\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(std::strlen(kBody)) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + kBody;
+}
+
 // One worker's keep-alive connection: reopened when it is closed, fails, or the server asks to close.
 class KeepAlive {
  public:
@@ -107,10 +115,7 @@ class KeepAlive {
   // safe (at worst the second answer is a replay, counted as ok: it is a 201).
   int Post(const Args& a, const std::string& key, std::chrono::milliseconds timeout) {
     const auto deadline = Steady::now() + timeout;
-    std::string raw = "POST " + url_.base_path + "/v1/charges HTTP/1.1\r\nHost: " + url_.host +
-                      "\r\nAuthorization: Bearer " + a.api_key + "\r\nIdempotency-Key: " + key +
-                      "\r\nContent-Type: application/json\r\nContent-Length: " +
-                      std::to_string(std::strlen(kBody)) + "\r\n\r\n" + kBody;
+    const std::string raw = RawChargePost(url_, a, key, /*close=*/false);
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool reused = fd_.has_value();
       if (!fd_) {
@@ -225,10 +230,7 @@ int Storm(const Args& a) {
     return 2;
   }
   Clock& clock = SystemClock::Instance();
-  std::string raw = "POST " + url->base_path + "/v1/charges HTTP/1.1\r\nHost: " + url->host +
-                    "\r\nAuthorization: Bearer " + a.api_key + "\r\nIdempotency-Key: " + a.prefix +
-                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(std::strlen(kBody)) +
-                    "\r\nConnection: close\r\n\r\n" + kBody;
+  const std::string raw = RawChargePost(url.value(), a, a.prefix, /*close=*/true);
   std::atomic<int> created{0}, replayed{0}, conflict{0}, other{0}, failed{0};
   std::barrier release(a.count);
   std::vector<std::thread> threads;

@@ -26,8 +26,8 @@ struct Flags {
   std::string metrics_listen;
   std::string queue = amqp::kDefaultQueue;
   int delivery_limit = amqp::kDefaultDeliveryLimit;
-  int prefetch = 200;  // ConsumerOptions::prefetch
-  int batch = 50;
+  int prefetch = ledger::ConsumerOptions{}.prefetch;
+  int batch = ledger::ConsumerOptions{}.batch;
   bool migrate = true;
   // audit
   bool json = false;

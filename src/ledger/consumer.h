@@ -72,7 +72,8 @@ struct ConsumerOptions {
   // to the batch the broker sends nothing until the batch is acked: at 1,000 charges/s on the bench machine
   // messages then queued in RabbitMQ for 200 ms at p50, docs/design.md "Consumer prefetch"). Small enough
   // that a crash redelivers little (the inbox turns redeliveries into duplicates) and that a second
-  // consumer still gets work from a backlog. Must be at least 2 x batch.
+  // consumer still gets work from a backlog. Keep it at least 2 x batch: nothing enforces more than
+  // batch <= prefetch (paypath consumer lowers --batch to --prefetch).
   uint16_t prefetch = 200;
   // Messages per transaction: the inbox insert and postings of a batch share one COMMIT (one fsync).
   int batch = 50;
